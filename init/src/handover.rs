@@ -1,0 +1,94 @@
+//! Step 9: exec the real init as PID 1: `init=` with the words after `--`,
+//! or the first of /sbin/init, /etc/init, /bin/init, /bin/sh, as the kernel
+//! tries them. The environment is the one the kernel gave us.
+
+use core::ffi::CStr;
+use init::buf::{CStrList, Show};
+use init::cmdline::Params;
+use init::errno::Text;
+use init::plan::DEFAULT_INITS;
+use init::status::Status;
+use rustix::fs::{Access, access};
+use rustix::io::Errno;
+
+use crate::boot::{Boot, fatal};
+use crate::log::{debug, warning};
+use crate::rt;
+
+/// Room for the argument vector built from the command line.
+type Argv = CStrList<8192, 256>;
+
+/// Hands PID 1 over; returns only through a fatal error.
+pub fn exec_init(boot: &Boot<'_>, env: &[&CStr]) -> ! {
+    if let Some(path) = boot.cmdline.init {
+        let argv = build_argv(boot, path);
+        let errno = exec(boot, &argv, env);
+        fatal!(
+            boot,
+            "cannot execute {}: {}{}",
+            Show(path),
+            Text(errno),
+            exec_hint(errno)
+        );
+    }
+    for candidate in DEFAULT_INITS {
+        if access(candidate, Access::EXEC_OK).is_err() {
+            continue;
+        }
+        let argv = build_argv(boot, candidate.to_bytes());
+        let errno = exec(boot, &argv, env);
+        warning!(
+            boot.log,
+            "cannot execute {}: {}{}",
+            Show(candidate.to_bytes()),
+            Text(errno),
+            exec_hint(errno)
+        );
+    }
+    fatal!(
+        boot,
+        "cannot find an init to run (tried /sbin/init, /etc/init, /bin/init, /bin/sh; pass init=PATH)"
+    )
+}
+
+/// argv: the program as named, then the command line's words after `--`.
+fn build_argv(boot: &Boot<'_>, path: &[u8]) -> Argv {
+    let mut argv = Argv::new();
+    if let Err(errno) = argv.push(&[path]) {
+        fatal!(boot, "cannot execute {}: {}", Show(path), Text(errno));
+    }
+    for word in Params::new(boot.cmdline.init_args) {
+        let pushed = match word.value {
+            Some(value) => argv.push(&[word.key, b"=", value]),
+            None => argv.push(&[word.key]),
+        };
+        if let Err(errno) = pushed {
+            fatal!(
+                boot,
+                "cannot pass argument \"{}\" to {}: {}",
+                Show(word.key),
+                Show(path),
+                Text(errno)
+            );
+        }
+    }
+    argv
+}
+
+fn exec(boot: &Boot<'_>, argv: &Argv, env: &[&CStr]) -> Errno {
+    let Some(path) = argv.first() else {
+        return Errno::INVAL;
+    };
+    debug!(boot.log, "handing PID 1 to {}", Show(path.to_bytes()));
+    boot.report(Status::Handover);
+    rt::execve(path, argv.iter(), env.iter().copied())
+}
+
+fn exec_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::NOENT => " (not in the root, or its #! interpreter is missing)",
+        Errno::ACCESS => " (not executable: check its mode, and noexec on its mount)",
+        Errno::NOEXEC => " (not a program for this machine, or a script without #!)",
+        _ => "",
+    }
+}

@@ -1,0 +1,17 @@
+//! The pure parts of init, the PID 1 of an initramfs: the kernel command
+//! line parser, the boot plan as tables, errno text and the fixed-size
+//! buffers that replace an allocator. No I/O happens here, so `cargo test`
+//! runs all of it on the host; the binary (main.rs) executes it.
+//!
+//! `no_std` except under test, as memchr does.
+
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod buf;
+pub mod cmdline;
+pub mod errno;
+pub mod names;
+pub mod plan;
+pub mod status;

@@ -1,0 +1,78 @@
+//! init: PID 1 of an initramfs. Mounts the API file systems, loads the
+//! bundled kernel modules in order, mounts the root (a virtiofs tag) and the
+//! shares, switches root and hands PID 1 to the real init (SPEC §3).
+//!
+//! `main` is SPEC §3.1 in order, one call per step. Any fatal error prints
+//! one line and powers the VM off: PID 1 never exits and never hangs.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+mod boot;
+mod console;
+mod fsutil;
+mod handover;
+mod log;
+mod modules;
+mod mounts;
+mod rt;
+mod switch_root;
+
+use core::ffi::CStr;
+use init::cmdline::{Cmdline, Root};
+use init::plan::API_MOUNTS;
+
+use boot::Boot;
+use log::debug;
+
+/// Room for /proc/cmdline (COMMAND_LINE_SIZE is 2048 on x86, 4096 at most
+/// on other architectures).
+const CMDLINE_SIZE: usize = 8192;
+
+/// Called by `rt::_start` with the environment the kernel gave init.
+fn main(env: &[&CStr]) -> ! {
+    // 1. stdio on /dev/console, before anything can print.
+    console::setup_stdio();
+    let mut boot = Boot::new();
+
+    // 2a. /proc first: the command line is read from it.
+    mounts::mount_api_filesystems(&boot, &API_MOUNTS[..1]);
+
+    // 3. The command line decides verbosity, root and hand-over.
+    let mut text = [0u8; CMDLINE_SIZE];
+    let text = mounts::read_cmdline(&boot, &mut text);
+    boot.set_cmdline(Cmdline::parse(text));
+    debug!(
+        boot.log,
+        "command line: {}",
+        init::buf::Show(text.trim_ascii_end())
+    );
+
+    // 2b. The other API file systems, then the /dev nodes and links that
+    // devtmpfs may lack.
+    mounts::mount_api_filesystems(&boot, &API_MOUNTS[1..]);
+    mounts::populate_dev(&boot);
+
+    // 4. Modules, in name order; failures are kept for the root's error.
+    let modules = modules::load_modules(&boot);
+
+    // 5-7. Root, shares, switch. Without a root the initramfs stays root.
+    match boot.cmdline.root() {
+        Root::Initramfs => debug!(boot.log, "no root given: staying in the initramfs"),
+        root => {
+            mounts::mount_root(&boot, root, &modules);
+            mounts::mount_shares(&boot, &modules);
+            switch_root::switch_root(&boot);
+        }
+    }
+
+    // 9. PID 1 goes to the real init.
+    handover::exec_init(&boot, env)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let boot = Boot::new();
+    boot.fatal(format_args!("panic: {}", info.message()))
+}
