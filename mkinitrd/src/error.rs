@@ -1,0 +1,515 @@
+//! The one error type of the library: a variant per step that can fail.
+//!
+//! Each variant holds the object the step worked on (a path, module names, a
+//! line number, a byte offset) and the `io::Error` cause where there is one.
+//! `Display` writes a single line without the program prefix, in the form
+//! `cannot <do what> <to what>: <os error> (<hint>)`; the hint appears only
+//! when the cause is recognised. Only `main` prints, with `mkinitrd: ` in
+//! front.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::cpio::Problem;
+use crate::image::PathProblem;
+
+/// Everything that can go wrong while planning, packing or reading an image.
+#[derive(Debug)]
+pub enum Error {
+    /// `modules.dep` could not be read.
+    ReadModulesDep {
+        /// The `modules.dep` file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `modules.dep` has malformed lines; every bad line is kept.
+    ParseModulesDep {
+        /// The `modules.dep` file.
+        path: PathBuf,
+        /// `(line number from 1, what is wrong)` for each bad line.
+        problems: Vec<(usize, String)>,
+    },
+    /// `modules.builtin` exists but could not be read.
+    ReadModulesBuiltin {
+        /// The `modules.builtin` file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Requested modules that are neither in `modules.dep` nor built in.
+    MissingModules {
+        /// The module tree that was searched.
+        moddir: PathBuf,
+        /// The names as the caller gave them, each once, in request order.
+        names: Vec<String>,
+    },
+    /// `modules.dep` makes a module depend on itself.
+    DependencyCycle {
+        /// The `modules.dep` file.
+        path: PathBuf,
+        /// The module names along the cycle; the first is repeated at the end.
+        chain: Vec<String>,
+    },
+    /// A module file is compressed, which the packer cannot unpack yet.
+    CompressedModule {
+        /// The module file on the host.
+        path: PathBuf,
+    },
+    /// A path inside the image is not acceptable.
+    BadPath {
+        /// The path as the caller gave it.
+        path: String,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+    /// An entry would turn a directory into a non-directory or the reverse.
+    PathConflict {
+        /// The (normalised) path being added.
+        path: String,
+        /// The existing entry in the way (the path itself or a parent).
+        existing: String,
+        /// What the existing entry is ("a directory", "a file", ...).
+        existing_kind: &'static str,
+    },
+    /// A host file could not be stat'ed.
+    StatFile {
+        /// The host file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A host path given as a file is something else (a directory, a fifo).
+    NotRegularFile {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// A file or name is too big for the 32-bit newc size fields.
+    TooLarge {
+        /// The host path or archive name.
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A host file could not be opened for packing.
+    OpenFile {
+        /// The host file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A host file could not be read while packing.
+    ReadFile {
+        /// The host file (or the archive name when no host file is known).
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A host file got shorter between planning and packing.
+    FileChanged {
+        /// The host file (or the archive name when no host file is known).
+        path: PathBuf,
+        /// The size it had when it was added to the plan.
+        expected: u64,
+    },
+    /// The image could not be written out.
+    WriteImage {
+        /// The destination file, when the image goes to one.
+        path: Option<PathBuf>,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `SOURCE_DATE_EPOCH` is set but is not a usable newc mtime.
+    BadSourceDateEpoch {
+        /// The value as found (lossily decoded).
+        value: String,
+    },
+    /// A cpio archive being read is malformed.
+    BadArchive {
+        /// Byte offset in the input where the problem is.
+        offset: u64,
+        /// What is wrong.
+        problem: Problem,
+    },
+    /// A cpio archive could not be read from its file.
+    ReadArchive {
+        /// The archive file (`-` for standard input).
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The listing of an archive could not be written.
+    WriteListing {
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The running kernel's release could not be read.
+    ReadKernelRelease {
+        /// Normally `/proc/sys/kernel/osrelease`.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// No module tree was found for a kernel version.
+    FindModdir {
+        /// The kernel version.
+        kver: String,
+        /// The directories looked at, in order.
+        tried: Vec<PathBuf>,
+    },
+    /// No static init binary was found.
+    FindInit {
+        /// The candidates looked at, in order.
+        tried: Vec<PathBuf>,
+    },
+    /// The output path has no file name (`/`, `..`).
+    BadOutputPath {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The temporary output file could not be created.
+    CreateOutput {
+        /// The temporary file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The finished temporary file could not be renamed over the output.
+    RenameOutput {
+        /// The temporary file.
+        from: PathBuf,
+        /// The destination.
+        to: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// True when the error is a write to a reader that went away (`mkinitrd
+    /// -o - | head`): the caller treats that as success, as `cat` does.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::WriteImage { source, .. } | Error::WriteListing { source } => {
+                source.kind() == io::ErrorKind::BrokenPipe
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An `io::Error` printed without the " (os error N)" suffix std adds, so
+/// lines read `No such file or directory` as in the style guide.
+struct OsText<'a>(&'a io::Error);
+
+impl fmt::Display for OsText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        match text.rfind(" (os error ") {
+            Some(at) if text.ends_with(')') => f.write_str(&text[..at]),
+            _ => f.write_str(&text),
+        }
+    }
+}
+
+/// Writes `a`, `a and b`, or `a, b and c` for a list of paths.
+fn write_path_list(f: &mut fmt::Formatter<'_>, paths: &[PathBuf]) -> fmt::Result {
+    for (i, path) in paths.iter().enumerate() {
+        if i > 0 {
+            f.write_str(if i + 1 == paths.len() { " and " } else { ", " })?;
+        }
+        write!(f, "{}", path.display())?;
+    }
+    Ok(())
+}
+
+/// How many further bad `modules.dep` lines are named after the first.
+const MORE_LINES_SHOWN: usize = 5;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ReadModulesDep { path, source } => {
+                write!(f, "cannot read {}: {}", path.display(), OsText(source))?;
+                if source.kind() == io::ErrorKind::NotFound {
+                    f.write_str(" (is the kernel's module tree installed? pass --moddir)")?;
+                }
+                Ok(())
+            }
+            Error::ParseModulesDep { path, problems } => {
+                let Some(((line, what), rest)) = problems.split_first() else {
+                    return write!(f, "cannot parse {}", path.display());
+                };
+                write!(f, "cannot parse {}:{line}: {what}", path.display())?;
+                if !rest.is_empty() {
+                    let lines: Vec<String> = rest
+                        .iter()
+                        .take(MORE_LINES_SHOWN)
+                        .map(|(line, _)| line.to_string())
+                        .collect();
+                    let more = if rest.len() > MORE_LINES_SHOWN {
+                        ", ..."
+                    } else {
+                        ""
+                    };
+                    let plural = if rest.len() == 1 { "" } else { "s" };
+                    write!(
+                        f,
+                        " (and {} more bad line{plural}: {}{more})",
+                        rest.len(),
+                        lines.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
+            Error::ReadModulesBuiltin { path, source } => {
+                write!(f, "cannot read {}: {}", path.display(), OsText(source))
+            }
+            Error::MissingModules { moddir, names } => write!(
+                f,
+                "cannot find {} {} in {} (not in modules.dep or modules.builtin; \
+                 check the names with modinfo)",
+                if names.len() == 1 {
+                    "module"
+                } else {
+                    "modules"
+                },
+                names.join(", "),
+                moddir.display()
+            ),
+            Error::DependencyCycle { path, chain } => write!(
+                f,
+                "cannot order modules from {}: dependency cycle {} (run depmod to rebuild it)",
+                path.display(),
+                chain.join(" -> ")
+            ),
+            Error::CompressedModule { path } => write!(
+                f,
+                "cannot pack {}: compressed modules are not supported yet \
+                 (use a kernel with uncompressed .ko modules)",
+                path.display()
+            ),
+            Error::BadPath { path, problem } => {
+                write!(f, "cannot add {path} to the image: {problem}")
+            }
+            Error::PathConflict {
+                path,
+                existing,
+                existing_kind,
+            } => write!(
+                f,
+                "cannot add {path} to the image: {existing} is already {existing_kind}"
+            ),
+            Error::StatFile { path, source } => {
+                write!(f, "cannot stat {}: {}", path.display(), OsText(source))
+            }
+            Error::NotRegularFile { path } => write!(
+                f,
+                "cannot add {} to the image: not a regular file",
+                path.display()
+            ),
+            Error::TooLarge { what, size } => write!(
+                f,
+                "cannot pack {what}: {size} bytes is over the newc limit of 4 GiB \
+                 (its size fields are 32 bits)"
+            ),
+            Error::OpenFile { path, source } => {
+                write!(f, "cannot open {}: {}", path.display(), OsText(source))
+            }
+            Error::ReadFile { path, source } => {
+                write!(f, "cannot read {}: {}", path.display(), OsText(source))
+            }
+            Error::FileChanged { path, expected } => write!(
+                f,
+                "cannot pack {}: it got shorter while packing (it had {expected} bytes)",
+                path.display()
+            ),
+            Error::WriteImage { path, source } => match path {
+                Some(path) => write!(
+                    f,
+                    "cannot write the image to {}: {}",
+                    path.display(),
+                    OsText(source)
+                ),
+                None => write!(f, "cannot write the image: {}", OsText(source)),
+            },
+            Error::BadSourceDateEpoch { value } => write!(
+                f,
+                "cannot use SOURCE_DATE_EPOCH={value}: not a whole number of seconds \
+                 from 0 to 4294967295 (newc mtimes are 32 bits)"
+            ),
+            Error::BadArchive { offset, problem } => {
+                write!(f, "cannot read the archive at byte {offset}: {problem}")
+            }
+            Error::ReadArchive { path, source } => {
+                write!(f, "cannot read {}: {}", path.display(), OsText(source))
+            }
+            Error::WriteListing { source } => {
+                write!(f, "cannot write the listing: {}", OsText(source))
+            }
+            Error::ReadKernelRelease { path, source } => write!(
+                f,
+                "cannot read {}: {} (is /proc mounted? pass --kver or --moddir)",
+                path.display(),
+                OsText(source)
+            ),
+            Error::FindModdir { kver, tried } => {
+                write!(
+                    f,
+                    "cannot find the module tree of kernel {kver} (looked in "
+                )?;
+                write_path_list(f, tried)?;
+                f.write_str("; is the kernel's module tree installed? pass --moddir)")
+            }
+            Error::FindInit { tried } => {
+                f.write_str("cannot find the init binary (")?;
+                if !tried.is_empty() {
+                    f.write_str("looked in ")?;
+                    write_path_list(f, tried)?;
+                    f.write_str("; ")?;
+                }
+                f.write_str("build it with make, or pass --init PATH)")
+            }
+            Error::BadOutputPath { path } => {
+                write!(f, "cannot write to {}: not a file name", path.display())
+            }
+            Error::CreateOutput { path, source } => {
+                write!(f, "cannot create {}: {}", path.display(), OsText(source))
+            }
+            Error::RenameOutput { from, to, source } => write!(
+                f,
+                "cannot rename {} to {}: {}",
+                from.display(),
+                to.display(),
+                OsText(source)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::ReadModulesDep { source, .. }
+            | Error::ReadModulesBuiltin { source, .. }
+            | Error::StatFile { source, .. }
+            | Error::OpenFile { source, .. }
+            | Error::ReadFile { source, .. }
+            | Error::WriteImage { source, .. }
+            | Error::ReadArchive { source, .. }
+            | Error::WriteListing { source }
+            | Error::ReadKernelRelease { source, .. }
+            | Error::CreateOutput { source, .. }
+            | Error::RenameOutput { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enoent() -> io::Error {
+        io::Error::from_raw_os_error(2)
+    }
+
+    #[test]
+    fn os_error_suffix_is_stripped_and_hint_added() {
+        let e = Error::ReadModulesDep {
+            path: PathBuf::from("/lib/modules/X/modules.dep"),
+            source: enoent(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot read /lib/modules/X/modules.dep: No such file or directory \
+             (is the kernel's module tree installed? pass --moddir)"
+        );
+    }
+
+    #[test]
+    fn hint_only_for_a_recognised_cause() {
+        let e = Error::ReadModulesDep {
+            path: PathBuf::from("/m/modules.dep"),
+            source: io::Error::from_raw_os_error(13),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot read /m/modules.dep: Permission denied"
+        );
+    }
+
+    #[test]
+    fn custom_io_errors_print_as_they_are() {
+        let e = Error::WriteImage {
+            path: None,
+            source: io::Error::other("disk on fire"),
+        };
+        assert_eq!(e.to_string(), "cannot write the image: disk on fire");
+    }
+
+    #[test]
+    fn missing_modules_are_listed_in_one_line() {
+        let e = Error::MissingModules {
+            moddir: PathBuf::from("/lib/modules/X"),
+            names: vec!["foo".into(), "bar".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot find modules foo, bar in /lib/modules/X (not in modules.dep or \
+             modules.builtin; check the names with modinfo)"
+        );
+        let one = Error::MissingModules {
+            moddir: PathBuf::from("/m"),
+            names: vec!["foo".into()],
+        };
+        assert!(
+            one.to_string()
+                .starts_with("cannot find module foo in /m (")
+        );
+    }
+
+    #[test]
+    fn find_init_names_every_candidate() {
+        let e = Error::FindInit {
+            tried: vec![PathBuf::from("/a/init"), PathBuf::from("/b/init")],
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot find the init binary (looked in /a/init and /b/init; \
+             build it with make, or pass --init PATH)"
+        );
+    }
+
+    #[test]
+    fn parse_errors_name_the_line_and_count_the_rest() {
+        let e = Error::ParseModulesDep {
+            path: PathBuf::from("/m/modules.dep"),
+            problems: vec![(3, "no ':' after the module path".into()), (7, "x".into())],
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot parse /m/modules.dep:3: no ':' after the module path \
+             (and 1 more bad line: 7)"
+        );
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised_on_writes_only() {
+        let pipe = || io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(
+            Error::WriteImage {
+                path: None,
+                source: pipe()
+            }
+            .is_broken_pipe()
+        );
+        assert!(Error::WriteListing { source: pipe() }.is_broken_pipe());
+        let read = Error::ReadArchive {
+            path: PathBuf::from("-"),
+            source: pipe(),
+        };
+        assert!(!read.is_broken_pipe());
+    }
+}

@@ -1,0 +1,25 @@
+//! The initramfs packer: plans an image as data ([`image::Image`]) holding
+//! the static `init`, the kernel modules it needs in load order
+//! ([`kmod::ModuleTree`]) and the base layout, then writes it as one newc
+//! archive ([`cpio::Writer`]) with no staging directory. The `mkinitrd`
+//! binary is a thin command line over this; chrootvm calls it in-process.
+//!
+//! The library keeps no global state and never prints: every failure is an
+//! [`Error`] whose `Display` is one line for the caller to print.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod cpio;
+pub mod elf;
+pub mod error;
+pub mod image;
+pub mod kernel;
+pub mod kmod;
+pub mod list;
+pub mod output;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::Error;

@@ -1,0 +1,559 @@
+//! Black-box tests of the `mkinitrd` binary: a fake module tree and a
+//! hand-made static ELF as init, images read back with `--list`, with GNU
+//! cpio, and with a naive header walker written here.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("mkinitrd-cli-{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn write(&self, rel: &str, contents: &[u8]) -> PathBuf {
+        let path = self.0.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A modules.dep shaped like Debian's for the default set, plus a module
+/// with a dash in its file name.
+const MODULES_DEP: &str = "\
+kernel/fs/fuse/fuse.ko:
+kernel/fs/fuse/virtiofs.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko kernel/fs/fuse/fuse.ko
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/block/loop-extra.ko: kernel/fs/fuse/fuse.ko
+";
+
+/// What every test image holds with the default modules, in order.
+const DEFAULT_NAMES: [&str; 16] = [
+    "dev",
+    "dev/console",
+    "init",
+    "proc",
+    "run",
+    "sys",
+    "sysroot",
+    "tmp",
+    "usr",
+    "usr/lib",
+    "usr/lib/modules",
+    "usr/lib/modules/000-virtio_ring.ko",
+    "usr/lib/modules/001-virtio.ko",
+    "usr/lib/modules/002-virtio_pci.ko",
+    "usr/lib/modules/003-fuse.ko",
+    "usr/lib/modules/004-virtiofs.ko",
+];
+
+/// A minimal static ELF64 executable: a header and one PT_LOAD program
+/// header, no PT_INTERP, padded with zeros to `len` bytes.
+fn static_elf(len: usize) -> Vec<u8> {
+    let mut elf = vec![0u8; len.max(64 + 56)];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // ELFCLASS64
+    elf[5] = 1; // ELFDATA2LSB
+    elf[6] = 1; // EV_CURRENT
+    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    elf[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    elf[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    elf[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    elf[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    elf[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf
+}
+
+/// A fake module tree and init in a temp dir.
+struct Fixture {
+    dir: TempDir,
+    moddir: PathBuf,
+    init: PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        Fixture::with_init_size(name, 4096)
+    }
+
+    fn with_init_size(name: &str, init_size: usize) -> Fixture {
+        let dir = TempDir::new(name);
+        let moddir = dir.path().join("modules/6.1.0-test");
+        dir.write("modules/6.1.0-test/modules.dep", MODULES_DEP.as_bytes());
+        dir.write(
+            "modules/6.1.0-test/modules.builtin",
+            b"kernel/fs/ext4/ext4.ko\n",
+        );
+        for line in MODULES_DEP.lines() {
+            let rel = line.split(':').next().unwrap();
+            let contents = format!("fake module {rel}\n");
+            dir.write(&format!("modules/6.1.0-test/{rel}"), contents.as_bytes());
+        }
+        let init = dir.write("init", &static_elf(init_size));
+        Fixture { dir, moddir, init }
+    }
+
+    /// `mkinitrd --moddir M --init I ARGS...` without SOURCE_DATE_EPOCH.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = mkinitrd(&[]);
+        command
+            .arg("--moddir")
+            .arg(&self.moddir)
+            .arg("--init")
+            .arg(&self.init)
+            .args(args);
+        command
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Packs to `name` and returns the bytes.
+    fn pack(&self, name: &str, args: &[&str]) -> Vec<u8> {
+        let out = self.out(name);
+        let output = self.command(args).arg("-o").arg(&out).output().unwrap();
+        assert_success(&output);
+        fs::read(out).unwrap()
+    }
+}
+
+fn mkinitrd(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mkinitrd"));
+    command.env_remove("SOURCE_DATE_EPOCH").args(args);
+    command
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "status {:?}, stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// The header fields the tests look at.
+#[derive(Debug)]
+struct Header {
+    name: String,
+    mode: u32,
+    mtime: u32,
+}
+
+/// Walks newc headers naively (a reference independent of the library),
+/// up to the trailer.
+fn walk_headers(bytes: &[u8]) -> Vec<Header> {
+    let field = |at: usize, i: usize| {
+        let text = std::str::from_utf8(&bytes[at + 6 + i * 8..at + 14 + i * 8]).unwrap();
+        u32::from_str_radix(text, 16).unwrap()
+    };
+    let mut headers = Vec::new();
+    let mut at = 0;
+    loop {
+        assert_eq!(&bytes[at..at + 6], b"070701", "magic at {at}");
+        let namesize = field(at, 11) as usize;
+        let filesize = field(at, 6) as usize;
+        let name = std::str::from_utf8(&bytes[at + 110..at + 110 + namesize - 1]).unwrap();
+        if name == "TRAILER!!!" {
+            return headers;
+        }
+        headers.push(Header {
+            name: name.to_string(),
+            mode: field(at, 1),
+            mtime: field(at, 5),
+        });
+        at = (at + 110 + namesize).next_multiple_of(4);
+        at = (at + filesize).next_multiple_of(4);
+    }
+}
+
+/// The names `mkinitrd --list` prints for `image`, checked line by line.
+fn list_names(image: &Path) -> Vec<String> {
+    let output = mkinitrd(&["--list"]).arg(image).output().unwrap();
+    assert_success(&output);
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            // mode, size (or "major, minor"), date, time, path [-> target]
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let path_at = if line.starts_with('c') || line.starts_with('b') {
+                5
+            } else {
+                4
+            };
+            fields[path_at].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn list_shows_what_was_packed() {
+    let fx = Fixture::new("list");
+    fx.pack("init.cpio", &[]);
+    assert_eq!(list_names(&fx.out("init.cpio")), DEFAULT_NAMES);
+
+    let output = mkinitrd(&["--list"])
+        .arg(fx.out("init.cpio"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "drwxr-xr-x         0 1970-01-01 00:00 dev");
+    assert_eq!(
+        lines[1],
+        "crw-------      5, 1 1970-01-01 00:00 dev/console"
+    );
+    assert_eq!(lines[2], "-rwxr-xr-x      4096 1970-01-01 00:00 init");
+    assert_eq!(lines[7], "drwxrwxrwt         0 1970-01-01 00:00 tmp");
+    assert!(lines[11].starts_with("-rw-r--r-- "), "{}", lines[11]);
+}
+
+#[test]
+fn list_reads_stdin() {
+    let fx = Fixture::new("list-stdin");
+    let bytes = fx.pack("init.cpio", &[]);
+    let mut child = mkinitrd(&["--list", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_success(&output);
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().lines().count(),
+        16
+    );
+}
+
+#[test]
+fn gnu_cpio_lists_every_name_in_order() {
+    let fx = Fixture::new("gnu-cpio");
+    fx.pack("init.cpio", &[]);
+    let output = match Command::new("cpio")
+        .arg("-it")
+        .stdin(fs::File::open(fx.out("init.cpio")).unwrap())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            println!("note: skipped, cannot run GNU cpio: {e}");
+            return;
+        }
+    };
+    assert_success(&output);
+    let names: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names, DEFAULT_NAMES);
+}
+
+#[test]
+fn stdout_gets_the_same_bytes_as_a_file() {
+    let fx = Fixture::new("stdout");
+    let file = fx.pack("init.cpio", &[]);
+    let output = fx.command(&["-o", "-"]).output().unwrap();
+    assert_success(&output);
+    assert_eq!(output.stdout, file);
+    assert_eq!(file.len() % 512, 0);
+}
+
+#[test]
+fn two_runs_give_identical_bytes() {
+    let fx = Fixture::new("repro");
+    let first = fx.pack("a.cpio", &["-m", "loop_extra"]);
+    let second = fx.pack("b.cpio", &["-m", "loop_extra"]);
+    assert_eq!(first, second);
+    let headers = walk_headers(&first);
+    assert!(headers.iter().all(|h| h.mtime == 0));
+    let mode = fs::metadata(fx.out("a.cpio")).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o644
+    );
+}
+
+#[test]
+fn module_option_adds_to_the_defaults() {
+    let fx = Fixture::new("modules");
+    // ext4 is built in: nothing to pack; loop-extra needs fuse, already in.
+    let bytes = fx.pack("init.cpio", &["-m", "ext4", "--module", "loop-extra"]);
+    let names: Vec<String> = walk_headers(&bytes).into_iter().map(|h| h.name).collect();
+    let mut expected: Vec<String> = DEFAULT_NAMES.iter().map(|s| s.to_string()).collect();
+    expected.push("usr/lib/modules/005-loop-extra.ko".to_string());
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn missing_modules_fail_in_one_line_and_write_nothing() {
+    let fx = Fixture::new("missing");
+    let out = fx.out("init.cpio");
+    let output = fx
+        .command(&["-m", "nope", "-m", "fuse", "-m", "also-nope", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&output),
+        format!(
+            "mkinitrd: cannot find modules nope, also-nope in {} (not in modules.dep or \
+             modules.builtin; check the names with modinfo)\n",
+            fx.moddir.display()
+        )
+    );
+    assert!(output.stdout.is_empty());
+    assert!(!out.exists());
+
+    // An existing image is left as it was, and no temporary file remains.
+    fs::write(&out, b"the good image").unwrap();
+    let output = fx
+        .command(&["-m", "nope", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(fs::read(&out).unwrap(), b"the good image");
+    let leftovers: Vec<_> = fs::read_dir(fx.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn source_date_epoch_sets_every_mtime() {
+    let fx = Fixture::new("epoch");
+    let out = fx.out("init.cpio");
+    let output = fx
+        .command(&["-o"])
+        .arg(&out)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let headers = walk_headers(&fs::read(&out).unwrap());
+    assert_eq!(headers.len(), DEFAULT_NAMES.len());
+    assert!(
+        headers.iter().all(|h| h.mtime == 1_700_000_000),
+        "{headers:?}"
+    );
+    let listing = mkinitrd(&["--list"]).arg(&out).output().unwrap();
+    let text = String::from_utf8(listing.stdout).unwrap();
+    assert!(
+        text.lines().all(|l| l.contains(" 2023-11-14 22:13 ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_source_date_epoch_is_an_error() {
+    let fx = Fixture::new("bad-epoch");
+    let output = fx
+        .command(&["-o", "-"])
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        stderr_of(&output),
+        "mkinitrd: cannot use SOURCE_DATE_EPOCH=yesterday: not a whole number of seconds \
+         from 0 to 4294967295 (newc mtimes are 32 bits)\n"
+    );
+}
+
+#[test]
+fn modes_of_the_base_layout() {
+    let fx = Fixture::new("modes");
+    let bytes = fx.pack("init.cpio", &[]);
+    let modes: Vec<(String, u32)> = walk_headers(&bytes)
+        .into_iter()
+        .map(|h| (h.name, h.mode))
+        .take(8)
+        .collect();
+    let expected = [
+        ("dev", 0o040755),
+        ("dev/console", 0o020600),
+        ("init", 0o100755),
+        ("proc", 0o040755),
+        ("run", 0o040755),
+        ("sys", 0o040755),
+        ("sysroot", 0o040755),
+        ("tmp", 0o041777),
+    ];
+    let expected: Vec<(String, u32)> = expected.iter().map(|(n, m)| (n.to_string(), *m)).collect();
+    assert_eq!(modes, expected);
+}
+
+#[test]
+fn unknown_kernel_version_names_where_it_looked() {
+    let output = mkinitrd(&["--kver", "0.0-none", "--init", "/nonexistent", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&output),
+        "mkinitrd: cannot find the module tree of kernel 0.0-none (looked in \
+         /lib/modules/0.0-none and /usr/lib/modules/0.0-none; is the kernel's module tree \
+         installed? pass --moddir)\n"
+    );
+}
+
+#[test]
+fn missing_init_is_named() {
+    let fx = Fixture::new("no-init");
+    let out = fx.out("init.cpio");
+    let output = mkinitrd(&["--moddir"])
+        .arg(&fx.moddir)
+        .args(["--init", "/nonexistent/init", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&output),
+        "mkinitrd: cannot stat /nonexistent/init: No such file or directory\n"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_pointer_to_help() {
+    for args in [
+        &[][..],
+        &["--bogus"][..],
+        &["-o"][..],
+        &["-o", "x", "--list", "y"][..],
+    ] {
+        let output = mkinitrd(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = stderr_of(&output);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("mkinitrd: "), "{stderr}");
+        assert!(stderr.ends_with("(see mkinitrd --help)\n"), "{stderr}");
+    }
+}
+
+#[test]
+fn help_lists_every_option_and_exit_code() {
+    let output = mkinitrd(&["--help"]).output().unwrap();
+    assert_success(&output);
+    let help = String::from_utf8(output.stdout).unwrap();
+    for option in [
+        "-o, --output",
+        "--kver",
+        "--moddir",
+        "--init",
+        "-m, --module",
+        "--list",
+        "-h, --help",
+        "-V, --version",
+        "SOURCE_DATE_EPOCH",
+        "0  success",
+        "1  error",
+        "2  usage error",
+    ] {
+        assert!(help.contains(option), "--help lacks {option}");
+    }
+    let version = mkinitrd(&["-V"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap(),
+        format!("mkinitrd {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn listing_another_cpio_format_gives_a_hint() {
+    let fx = Fixture::new("odc");
+    fx.dir.write("hello", b"hi\n");
+    let odc = fx.out("odc.cpio");
+    let made = Command::new("cpio")
+        .args(["-o", "-H", "odc", "-O"])
+        .arg(&odc)
+        .current_dir(fx.dir.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"hello\n")?;
+            child.wait()
+        });
+    if !matches!(made, Ok(status) if status.success()) {
+        println!("note: skipped, cannot run GNU cpio");
+        return;
+    }
+    let output = mkinitrd(&["--list"]).arg(&odc).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&output),
+        "mkinitrd: cannot read the archive at byte 0: bad magic \"070707\" (this is an odc \
+         (old portable) cpio archive, not newc; repack it with cpio -H newc)\n"
+    );
+}
+
+#[test]
+fn listing_a_truncated_image_names_the_offset() {
+    let fx = Fixture::new("truncated");
+    let bytes = fx.pack("init.cpio", &[]);
+    let cut = fx.dir.write("cut.cpio", &bytes[..1000]);
+    let output = mkinitrd(&["--list"]).arg(&cut).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&output),
+        "mkinitrd: cannot read the archive at byte 1000: the input ends inside the data of init\n"
+    );
+    // The entries before the cut are still listed.
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    // An init bigger than a pipe's buffer, so the write must hit EPIPE.
+    let fx = Fixture::with_init_size("epipe", 4 << 20);
+    let mut child = fx
+        .command(&["-o", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_success(&output);
+    assert_eq!(stderr_of(&output), "");
+}
