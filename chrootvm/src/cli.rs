@@ -1,0 +1,375 @@
+//! The command line (SPEC §5), parsed with lexopt into [`Options`]. Parsing
+//! only: nothing is looked up or checked against the host here.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How qemu executes the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM when it is usable, else TCG.
+    Auto,
+    /// KVM, failing if it is not usable.
+    Kvm,
+    /// TCG (software emulation), always available.
+    Tcg,
+}
+
+/// A shared host directory mounted at /run/mnt/TAG in the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// The virtiofs tag, and the directory name under /run/mnt.
+    pub tag: String,
+    /// The host directory.
+    pub path: PathBuf,
+    /// `--mount-ro`.
+    pub read_only: bool,
+}
+
+/// Everything the command line says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The directory to boot.
+    pub rootfs: PathBuf,
+    /// `--init PATH`: the program PID 1 is handed to.
+    pub init: String,
+    /// `--mount`/`--mount-ro` shares, in order.
+    pub shares: Vec<Share>,
+    /// `--kernel PATH`.
+    pub kernel: Option<PathBuf>,
+    /// `--kver VER`.
+    pub kver: Option<String>,
+    /// `--moddir DIR`.
+    pub moddir: Option<PathBuf>,
+    /// `--memory SIZE`, as qemu takes it (`2G`, `512M`).
+    pub memory: String,
+    /// `--cpus N`.
+    pub cpus: u32,
+    /// `--accel`.
+    pub accel: Accel,
+    /// `--append ARGS`, added after chrootvm's own kernel parameters.
+    pub append: Vec<String>,
+    /// `--timeout SECS`.
+    pub timeout: Option<Duration>,
+    /// `--debug`.
+    pub debug: bool,
+}
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Boot a VM.
+    Run(Box<Options>),
+    /// `--help`.
+    Help,
+    /// `--version`.
+    Version,
+}
+
+/// A usage error: one line, without the program prefix.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (see chrootvm --help)", self.0)
+    }
+}
+
+impl From<lexopt::Error> for UsageError {
+    fn from(error: lexopt::Error) -> Self {
+        UsageError(error.to_string())
+    }
+}
+
+/// The program PID 1 goes to when `--init` is not given.
+pub const DEFAULT_INIT: &str = "/bin/sh";
+/// `--memory` default.
+pub const DEFAULT_MEMORY: &str = "2G";
+/// `--cpus` default.
+pub const DEFAULT_CPUS: u32 = 2;
+
+/// The `--help` text.
+pub const HELP: &str = "\
+chrootvm: boot a directory tree as a virtual machine
+
+Usage: chrootvm [OPTIONS] ROOTFS
+
+The directory is the VM's root file system (virtiofs, read-only); PID 1 is
+handed to --init. The kernel and its modules are found as described below;
+the initramfs is built in memory.
+
+Options:
+  --init PATH              program PID 1 is handed to (default /bin/sh)
+  --mount TAG PATH         share PATH read-write at /run/mnt/TAG
+  --mount-ro TAG PATH      share PATH read-only at /run/mnt/TAG
+  --kernel PATH            kernel image (default: discovered, see below)
+  --kver VER               kernel version to look for
+  --moddir DIR             module tree matching the kernel (holds modules.dep)
+  --memory SIZE            guest memory, e.g. 512M, 2G (default 2G)
+  --cpus N                 guest CPUs (default 2)
+  --accel auto|kvm|tcg     KVM when usable (auto, the default), or force one
+  --append ARGS            extra kernel command line (may be repeated)
+  --timeout SECS           kill the VM after SECS seconds
+  --debug                  show the kernel log, init's steps and what runs
+  -h, --help               this text
+  -V, --version            version
+
+Kernel discovery: --kernel; else ROOTFS/usr/lib/modules/VER/vmlinuz (newest
+VER); else ROOTFS/boot/vmlinuz-VER; else the host's /boot/vmlinuz-$(uname -r);
+else the newest host /boot/vmlinuz-VER with modules in /lib/modules/VER.
+
+virtiofsd discovery: $VIRTIOFSD, PATH, /usr/libexec/virtiofsd,
+/usr/lib/qemu/virtiofsd, /usr/lib/virtiofsd (Rust or legacy C daemon).
+
+Exit status:
+  0        the system handed PID 1 to powered off normally
+  123      the VM did not boot (init failed, kernel panic, qemu died)
+  124      --timeout expired; the VM was killed
+  125      chrootvm could not start the VM (bad usage, or a missing
+           kernel, module, virtiofsd or qemu)
+  128+N    chrootvm was stopped by signal N (SIGINT 130, SIGTERM 143)
+";
+
+/// Parses the arguments after the program name.
+///
+/// # Errors
+/// A [`UsageError`] naming the bad option or value.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
+    use lexopt::prelude::*;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut rootfs = None;
+    let mut options = Options {
+        rootfs: PathBuf::new(),
+        init: DEFAULT_INIT.to_string(),
+        shares: Vec::new(),
+        kernel: None,
+        kver: None,
+        moddir: None,
+        memory: DEFAULT_MEMORY.to_string(),
+        cpus: DEFAULT_CPUS,
+        accel: Accel::Auto,
+        append: Vec::new(),
+        timeout: None,
+        debug: false,
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long("init") => options.init = parser.value()?.string()?,
+            Long(flag @ ("mount" | "mount-ro")) => {
+                let read_only = flag == "mount-ro";
+                let tag = parser.value()?.string()?;
+                let path = PathBuf::from(parser.value()?);
+                check_tag(&tag)?;
+                if options.shares.iter().any(|share| share.tag == tag) {
+                    return Err(UsageError(format!("share tag \"{tag}\" is given twice")));
+                }
+                options.shares.push(Share {
+                    tag,
+                    path,
+                    read_only,
+                });
+            }
+            Long("kernel") => options.kernel = Some(parser.value()?.into()),
+            Long("kver") => options.kver = Some(parser.value()?.string()?),
+            Long("moddir") => options.moddir = Some(parser.value()?.into()),
+            Long("memory") => options.memory = parse_memory(&parser.value()?.string()?)?,
+            Long("cpus") => options.cpus = parse_cpus(&parser.value()?.string()?)?,
+            Long("accel") => options.accel = parse_accel(&parser.value()?.string()?)?,
+            Long("append") => options.append.push(parser.value()?.string()?),
+            Long("timeout") => options.timeout = Some(parse_timeout(&parser.value()?.string()?)?),
+            Long("debug") => options.debug = true,
+            Value(value) if rootfs.is_none() => rootfs = Some(PathBuf::from(value)),
+            Value(value) => {
+                return Err(UsageError(format!(
+                    "unexpected argument {}: commands in the VM are not supported yet (use --init)",
+                    value.to_string_lossy()
+                )));
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    options.rootfs = rootfs.ok_or_else(|| UsageError("no ROOTFS directory given".to_string()))?;
+    Ok(Command::Run(Box::new(options)))
+}
+
+/// A tag names a directory under /run/mnt and goes on the kernel command
+/// line, so it must be a plain word.
+fn check_tag(tag: &str) -> Result<(), UsageError> {
+    let plain = !tag.is_empty()
+        && tag != "."
+        && tag != ".."
+        && tag.len() <= 36
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if plain && tag != "rootfs" {
+        Ok(())
+    } else if tag == "rootfs" {
+        Err(UsageError(
+            "share tag \"rootfs\" is the root's own".to_string(),
+        ))
+    } else {
+        Err(UsageError(format!(
+            "bad share tag \"{tag}\": use up to 36 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn parse_memory(value: &str) -> Result<String, UsageError> {
+    let digits = value.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+    let suffix = &value[digits.len()..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || suffix.len() > 1 {
+        return Err(UsageError(format!(
+            "bad --memory \"{value}\": give a size like 512M or 2G"
+        )));
+    }
+    // qemu reads a bare number as MiB; say so explicitly.
+    Ok(if suffix.is_empty() {
+        format!("{digits}M")
+    } else {
+        value.to_ascii_uppercase()
+    })
+}
+
+fn parse_cpus(value: &str) -> Result<u32, UsageError> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(UsageError(format!("bad --cpus \"{value}\": give 1 to 256"))),
+    }
+}
+
+fn parse_accel(value: &str) -> Result<Accel, UsageError> {
+    match value {
+        "auto" => Ok(Accel::Auto),
+        "kvm" => Ok(Accel::Kvm),
+        "tcg" => Ok(Accel::Tcg),
+        _ => Err(UsageError(format!(
+            "bad --accel \"{value}\": give auto, kvm or tcg"
+        ))),
+    }
+}
+
+fn parse_timeout(value: &str) -> Result<Duration, UsageError> {
+    match value.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(UsageError(format!(
+            "bad --timeout \"{value}\": give a number of seconds"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    fn options(args: &[&str]) -> Options {
+        match parse_str(args) {
+            Ok(Command::Run(options)) => *options,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let o = options(&["./root"]);
+        assert_eq!(o.rootfs, PathBuf::from("./root"));
+        assert_eq!(o.init, "/bin/sh");
+        assert_eq!(o.memory, "2G");
+        assert_eq!(o.cpus, 2);
+        assert_eq!(o.accel, Accel::Auto);
+        assert!(o.shares.is_empty() && !o.debug && o.timeout.is_none());
+    }
+
+    #[test]
+    fn all_options() {
+        let o = options(&[
+            "--init",
+            "/x",
+            "--mount",
+            "mnt0",
+            "/a",
+            "--mount-ro",
+            "ro",
+            "/b",
+            "--kernel",
+            "/k",
+            "--kver",
+            "6.1",
+            "--moddir",
+            "/m",
+            "--memory",
+            "512",
+            "--cpus",
+            "4",
+            "--accel",
+            "tcg",
+            "--append",
+            "a=1",
+            "--append",
+            "b",
+            "--timeout",
+            "2.5",
+            "--debug",
+            "/root",
+        ]);
+        assert_eq!(o.init, "/x");
+        assert_eq!(
+            o.shares,
+            [
+                Share {
+                    tag: "mnt0".into(),
+                    path: "/a".into(),
+                    read_only: false
+                },
+                Share {
+                    tag: "ro".into(),
+                    path: "/b".into(),
+                    read_only: true
+                },
+            ]
+        );
+        assert_eq!(o.kernel, Some(PathBuf::from("/k")));
+        assert_eq!(o.kver.as_deref(), Some("6.1"));
+        assert_eq!(o.moddir, Some(PathBuf::from("/m")));
+        assert_eq!(o.memory, "512M");
+        assert_eq!(o.cpus, 4);
+        assert_eq!(o.accel, Accel::Tcg);
+        assert_eq!(o.append, ["a=1", "b"]);
+        assert_eq!(o.timeout, Some(Duration::from_millis(2500)));
+        assert!(o.debug);
+    }
+
+    #[test]
+    fn usage_errors_name_the_problem() {
+        let err = |args: &[&str]| parse_str(args).unwrap_err().to_string();
+        assert_eq!(err(&[]), "no ROOTFS directory given (see chrootvm --help)");
+        assert!(err(&["--accel", "xen", "/r"]).starts_with("bad --accel \"xen\""));
+        assert!(err(&["--cpus", "0", "/r"]).starts_with("bad --cpus \"0\""));
+        assert!(err(&["--memory", "lots", "/r"]).starts_with("bad --memory \"lots\""));
+        assert!(err(&["--timeout", "-1", "/r"]).starts_with("bad --timeout"));
+        assert!(err(&["--mount", "a/b", "/x", "/r"]).starts_with("bad share tag \"a/b\""));
+        assert!(err(&["--mount", "rootfs", "/x", "/r"]).contains("root's own"));
+        assert!(
+            err(&["--mount", "a", "/x", "--mount-ro", "a", "/y", "/r"]).contains("given twice")
+        );
+        assert!(err(&["--bogus", "/r"]).contains("--bogus"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse_str(&["--help"]), Ok(Command::Help));
+        assert_eq!(parse_str(&["-V"]), Ok(Command::Version));
+    }
+}

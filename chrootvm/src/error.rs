@@ -1,0 +1,204 @@
+//! chrootvm's errors: one variant per failing step, holding the object and
+//! the cause. `Display` writes one line without the program prefix; main
+//! prints it and maps the variant to the exit status in [`Error::exit_code`],
+//! the one place exit codes are decided.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit status: the VM started but did not boot to a system or command.
+pub const EXIT_NOT_BOOTED: u8 = 123;
+/// Exit status: `--timeout` expired and the VM was killed.
+pub const EXIT_TIMEOUT: u8 = 124;
+/// Exit status: chrootvm could not start the VM (usage or host setup).
+pub const EXIT_SETUP: u8 = 125;
+
+/// Everything that can stop chrootvm.
+#[derive(Debug)]
+pub enum Error {
+    /// ROOTFS is not a directory we can share.
+    Rootfs(PathBuf, io::Error),
+    /// No kernel image in any of these places.
+    NoKernel(Vec<PathBuf>),
+    /// The kernel's module tree is missing.
+    NoModules {
+        /// The kernel image.
+        kernel: PathBuf,
+        /// Its release.
+        version: String,
+    },
+    /// `--kernel` names an image whose version we cannot read.
+    UnknownKernelVersion(PathBuf),
+    /// The image's version is not the module tree's.
+    KernelMismatch {
+        /// The kernel image.
+        image: PathBuf,
+        /// The release read from it.
+        image_version: String,
+        /// The module tree.
+        moddir: PathBuf,
+    },
+    /// Building the initramfs failed.
+    Initramfs(mkinitrd::Error),
+    /// No virtiofsd in any of these places.
+    NoVirtiofsd(Vec<PathBuf>),
+    /// A virtiofsd exited or never made its socket.
+    Virtiofsd {
+        /// The shared directory.
+        dir: PathBuf,
+        /// What went wrong.
+        what: String,
+        /// Its last line of output.
+        log: String,
+    },
+    /// A program is not installed.
+    NotInstalled {
+        /// The program.
+        program: String,
+        /// The Debian package that has it.
+        package: &'static str,
+    },
+    /// A helper program could not be started.
+    Spawn(String, io::Error),
+    /// `--accel kvm`, but KVM does not work here.
+    KvmUnusable(String),
+    /// A host-side operation failed.
+    Io(String, io::Error),
+    /// The VM ran past `--timeout`.
+    Timeout(Duration),
+    /// The VM ended without reaching its system or command.
+    NotBooted(String),
+    /// chrootvm was stopped by a signal.
+    Signal(i32),
+}
+
+impl Error {
+    /// The exit status for this error (documented in `--help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Timeout(_) => EXIT_TIMEOUT,
+            Error::NotBooted(_) => EXIT_NOT_BOOTED,
+            Error::Signal(signal) => 128u8.saturating_add(u8::try_from(*signal).unwrap_or(127)),
+            _ => EXIT_SETUP,
+        }
+    }
+}
+
+/// io::Error's text without std's " (os error N)" suffix.
+pub struct OsText<'a>(pub &'a io::Error);
+
+impl fmt::Display for OsText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        f.write_str(text.split(" (os error ").next().unwrap_or(&text))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Rootfs(path, e) => write!(
+                f,
+                "cannot use {} as the root: {}",
+                path.display(),
+                OsText(e)
+            ),
+            Error::NoKernel(looked) => {
+                let places: Vec<_> = looked.iter().map(|p| p.display().to_string()).collect();
+                write!(
+                    f,
+                    "cannot find a kernel to boot (looked for {}; pass --kernel PATH or --kver VER)",
+                    places.join(", ")
+                )
+            }
+            Error::NoModules { kernel, version } => write!(
+                f,
+                "cannot find the modules of {} (version {version}) in the root's or the host's /lib/modules (pass --moddir DIR)",
+                kernel.display()
+            ),
+            Error::UnknownKernelVersion(image) => write!(
+                f,
+                "cannot tell the version of {} (pass --kver VER or --moddir DIR)",
+                image.display()
+            ),
+            Error::KernelMismatch {
+                image,
+                image_version,
+                moddir,
+            } => write!(
+                f,
+                "cannot boot {}: it is version {image_version} but its modules in {} are not (pass --moddir DIR)",
+                image.display(),
+                moddir.display()
+            ),
+            Error::Initramfs(e) => write!(f, "cannot build the initramfs: {e}"),
+            Error::NoVirtiofsd(looked) => {
+                let places: Vec<_> = looked.iter().map(|p| p.display().to_string()).collect();
+                write!(
+                    f,
+                    "cannot find virtiofsd (looked in $VIRTIOFSD, PATH, {}; install qemu-system-common or virtiofsd)",
+                    places.join(", ")
+                )
+            }
+            Error::Virtiofsd { dir, what, log } => {
+                write!(f, "cannot share {}: virtiofsd {what}", dir.display())?;
+                if !log.is_empty() {
+                    write!(f, " ({log})")?;
+                }
+                Ok(())
+            }
+            Error::NotInstalled { program, package } => {
+                write!(f, "cannot find {program} (install {package})")
+            }
+            Error::Spawn(program, e) => write!(f, "cannot start {program}: {}", OsText(e)),
+            Error::KvmUnusable(reason) => write!(f, "cannot use KVM: {reason} (use --accel tcg)"),
+            Error::Io(what, e) => write!(f, "cannot {what}: {}", OsText(e)),
+            Error::Timeout(limit) => write!(
+                f,
+                "the VM ran past --timeout {}s and was killed",
+                limit.as_secs_f64()
+            ),
+            Error::NotBooted(reason) => write!(f, "the VM did not boot: {reason}"),
+            Error::Signal(signal) => write!(f, "stopped by signal {signal}; the VM was killed"),
+        }
+    }
+}
+
+impl From<mkinitrd::Error> for Error {
+    fn from(e: mkinitrd::Error) -> Self {
+        Error::Initramfs(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_read_like_the_style_guide() {
+        let e = Error::Rootfs("/nope".into(), io::Error::from_raw_os_error(2));
+        assert_eq!(
+            e.to_string(),
+            "cannot use /nope as the root: No such file or directory"
+        );
+        let e = Error::NotInstalled {
+            program: "qemu-system-x86_64".into(),
+            package: "qemu-system-x86",
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot find qemu-system-x86_64 (install qemu-system-x86)"
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        assert_eq!(Error::Timeout(Duration::from_secs(1)).exit_code(), 124);
+        assert_eq!(Error::NotBooted(String::new()).exit_code(), 123);
+        assert_eq!(Error::NoKernel(Vec::new()).exit_code(), 125);
+        assert_eq!(Error::Signal(15).exit_code(), 143);
+        assert_eq!(Error::Signal(2).exit_code(), 130);
+    }
+}

@@ -1,0 +1,88 @@
+//! chrootvm: boot a directory tree as a virtual machine (SPEC §5).
+//!
+//! `main` parses the command line, runs the VM, prints any error as one
+//! line and maps it to the documented exit status.
+
+mod accel;
+mod cli;
+mod error;
+mod initramfs;
+mod kernel;
+mod process;
+mod qemu;
+mod signals;
+mod tempdir;
+mod virtiofsd;
+mod vm;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use error::{EXIT_SETUP, Error};
+
+fn main() -> ExitCode {
+    // 1. The command line.
+    let options = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(cli::Command::Run(options)) => options,
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(cli::Command::Version) => {
+            println!("chrootvm {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(usage) => {
+            eprintln!("chrootvm: {usage}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    // 2. Stop signals become events, so cleanup runs on this thread.
+    let signals = match signals::Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => return fail(&Error::Io("install signal handlers".into(), e)),
+    };
+    // 3. The VM.
+    match vm::run(&options, &signals) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &Error) -> ExitCode {
+    eprintln!("chrootvm: {error}");
+    ExitCode::from(error.exit_code())
+}
+
+/// A command line as a shell would take it back, for `--debug` and for
+/// rerunning by hand.
+pub fn shell_words(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let arg = arg.to_string_lossy();
+            if !arg.is_empty()
+                && arg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
+            {
+                arg.into_owned()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_quote_only_what_needs_it() {
+        let argv: Vec<OsString> = ["qemu", "-append", "a=1 b", "it's", ""]
+            .map(OsString::from)
+            .to_vec();
+        assert_eq!(shell_words(&argv), r"qemu -append 'a=1 b' 'it'\''s' ''");
+    }
+}

@@ -1,0 +1,91 @@
+//! A private directory for virtiofsd's and qemu's sockets, removed when
+//! dropped. Under $XDG_RUNTIME_DIR when set (a tmpfs only we can reach),
+//! else the system temp directory; mode 0700.
+
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A directory that exists as long as this value.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+/// Distinguishes directories made by one process.
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TempDir {
+    /// [`TempDir::create`] for tests, panicking on failure.
+    #[cfg(test)]
+    pub fn new(prefix: &str) -> TempDir {
+        Self::create(prefix).expect("cannot create a temp directory")
+    }
+
+    /// Creates `chrootvm-PREFIX-PID-N` in the runtime or temp directory.
+    ///
+    /// # Errors
+    /// The base directory is not writable.
+    pub fn create(prefix: &str) -> io::Result<TempDir> {
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|dir| dir.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("chrootvm-{prefix}-{}-{n}", std::process::id()));
+            match DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(TempDir { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", base.display()))),
+            }
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the directory now (dropping does the same, ignoring errors).
+    pub fn remove(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.path);
+            self.path = PathBuf::new();
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_on_drop_and_private() {
+        let dir = TempDir::new("test");
+        let path = dir.path().to_path_buf();
+        fs::write(path.join("x"), "x").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let a = TempDir::new("u");
+        let b = TempDir::new("u");
+        assert_ne!(a.path(), b.path());
+    }
+}
