@@ -1,0 +1,39 @@
+# Build, install, demo, test and benchmark the three programs.
+#
+#   make            build init (static, no libc), mkinitrd and chrootvm
+#   make install    PREFIX=/usr/local DESTDIR=: binaries in PREFIX/bin, init
+#                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look
+#   make demo       install what it needs, build, boot a VM over a directory
+#   make check      install what it needs, build, run every test (VM boots too)
+#   make bench      benchmarks, reports in bench/
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CARGO ?= cargo
+BIN := target/release
+
+.PHONY: all install deps demo check bench
+
+all:
+	# init alone: built beside the others, cargo would unify rustix's
+	# features and link std into it (see Cargo.toml, default-members).
+	$(CARGO) build --release -p init
+	$(CARGO) build --release
+
+install: all
+	install -D -m 0755 $(BIN)/mkinitrd $(DESTDIR)$(PREFIX)/bin/mkinitrd
+	install -D -m 0755 $(BIN)/chrootvm $(DESTDIR)$(PREFIX)/bin/chrootvm
+	install -D -m 0755 $(BIN)/init $(DESTDIR)$(PREFIX)/lib/chrootvm/init
+
+deps:
+	scripts/install-deps
+
+demo: deps all
+	scripts/demo
+
+check: deps all
+	$(CARGO) test --release -p init
+	$(CARGO) test --release
+
+bench: deps all
+	bench/run

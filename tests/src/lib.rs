@@ -1,0 +1,334 @@
+//! Shared helpers for the end-to-end tests: the built binaries, the kernel
+//! they boot (Debian's cloud kernel, where virtio, fuse and virtiofs are
+//! modules), busybox root trees made per test, and a runner that starts
+//! chrootvm as a black box and shows everything it printed (the qemu command
+//! line included, via `--debug`) when an assertion fails.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The workspace's target directory holding the release binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CHROOTVM_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release")
+}
+
+/// A built binary (`chrootvm`, `mkinitrd`, `init`); panics with the fix
+/// when it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make` (or `make check`) first",
+        path.display()
+    );
+    path
+}
+
+/// The kernel the tests boot: $CHROOTVM_TEST_KERNEL, else the newest
+/// /boot/vmlinuz-*-cloud-amd64 (package linux-image-cloud-amd64).
+pub fn kernel() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROOTVM_TEST_KERNEL") {
+        return PathBuf::from(path);
+    }
+    let mut found: Vec<PathBuf> = fs::read_dir("/boot")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(OsStr::to_str)
+                        .is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-cloud-amd64"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+        .pop()
+        .expect("no /boot/vmlinuz-*-cloud-amd64: install linux-image-cloud-amd64 (make check does)")
+}
+
+/// The module tree of [`kernel`].
+pub fn moddir() -> PathBuf {
+    let kernel = kernel();
+    let name = kernel
+        .file_name()
+        .and_then(OsStr::to_str)
+        .unwrap_or_default();
+    let version = name.trim_start_matches("vmlinuz-");
+    Path::new("/lib/modules").join(version)
+}
+
+/// A directory removed when dropped, named after its test.
+pub struct Scratch {
+    path: PathBuf,
+}
+
+static SCRATCH_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Scratch {
+    /// A fresh directory under the system temp directory.
+    pub fn new(test: &str) -> Scratch {
+        let n = SCRATCH_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("chrootvm-test-{test}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        Scratch { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A subdirectory, created.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let dir = self.path.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Makes a busybox root at `root`: the usual top-level directories, the
+/// static busybox (package busybox-static) and a link per applet.
+pub fn busybox_root(root: &Path) {
+    for dir in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "tmp", "etc", "root",
+        "var",
+    ] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "no /bin/busybox: install busybox-static (make check does)"
+    );
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    fs::write(root.join("etc/group"), "root:x:0:\ntty:x:5:\n").unwrap();
+}
+
+/// Writes an executable `/bin/sh` script.
+pub fn script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The ends of one chrootvm run.
+pub struct Run {
+    /// The command, for messages.
+    pub command: String,
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Exit code (signal deaths give None).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Everything printed, for failure messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}, {:.1}s\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
+            self.command,
+            self.status,
+            self.elapsed.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    /// Panics with the transcript unless `ok`.
+    #[track_caller]
+    pub fn check(&self, ok: bool, what: &str) {
+        assert!(ok, "{what}\n{}", self.transcript());
+    }
+
+    /// stdout and stderr together.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// chrootvm's usual test arguments: TCG (KVM hangs on these machines and
+/// tests must not depend on it), the test kernel, `--debug` so a failure
+/// shows the qemu command line, and a generous timeout as a safety net.
+pub fn chrootvm_command() -> Command {
+    let mut command = Command::new(bin("chrootvm"));
+    command
+        .arg("--accel")
+        .arg("tcg")
+        .arg("--kernel")
+        .arg(kernel())
+        .arg("--debug")
+        .arg("--timeout")
+        .arg("300");
+    command
+}
+
+/// Runs a command to its end, collecting its output.
+pub fn run(mut command: Command) -> Run {
+    let text = describe(&command);
+    let start = Instant::now();
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {text}: {e}"));
+    Run {
+        command: text,
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// A started command whose output is collected when it ends.
+pub struct Started {
+    /// The process.
+    pub child: Child,
+    command: String,
+    start: Instant,
+}
+
+/// Starts a command with piped output.
+pub fn start(mut command: Command) -> Started {
+    let text = describe(&command);
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {text}: {e}"));
+    Started {
+        child,
+        command: text,
+        start: Instant::now(),
+    }
+}
+
+impl Started {
+    /// Waits for the end and collects the output.
+    pub fn finish(mut self) -> Run {
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        // Output is small in these tests; read stdout first, then stderr.
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        let status = self.child.wait().unwrap();
+        Run {
+            command: self.command,
+            status,
+            stdout,
+            stderr,
+            elapsed: self.start.elapsed(),
+        }
+    }
+}
+
+fn describe(command: &Command) -> String {
+    let mut words: Vec<OsString> = vec![command.get_program().to_os_string()];
+    words.extend(command.get_args().map(OsStr::to_os_string));
+    words
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Processes whose command line mentions `needle` (other than ourselves).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie =
+            fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
+        if cmdline.contains(needle) && !zombie {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+/// Waits up to `limit` for no process to mention `needle`; returns those
+/// still there.
+pub fn wait_until_gone(needle: &str, limit: Duration) -> Vec<String> {
+    let end = Instant::now() + limit;
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() || Instant::now() > end {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// chrootvm's temp directories of process `pid` still on disk.
+pub fn temp_dirs_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("chrootvm-vm-{pid}-");
+    let mut bases = vec![std::env::temp_dir()];
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+        bases.push(PathBuf::from(runtime));
+    }
+    bases
+        .iter()
+        .filter_map(|base| fs::read_dir(base).ok())
+        .flat_map(|dir| dir.flatten().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .collect()
+}

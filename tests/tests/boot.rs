@@ -1,0 +1,344 @@
+//! Issue 2: boot a directory as a VM, end to end. Each test boots Debian's
+//! cloud kernel under TCG with the legacy C virtiofsd over a busybox root
+//! made here, and checks something only the feature under test produces.
+
+use std::collections::HashMap;
+use std::fs;
+use std::time::Duration;
+
+use tests::{
+    Scratch, busybox_root, chrootvm_command, run, script, start, temp_dirs_of, wait_until_gone,
+};
+
+/// osbuild's command line, `rootfstype=virtiofs root=rootfs ro mount=mnt0
+/// init=/run/mnt/mnt0/<script>`: the script runs as PID 1 from the share.
+#[test]
+fn osbuild_command_line_runs_a_script_from_the_share_as_pid_1() {
+    let scratch = Scratch::new("osbuild");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    let share = scratch.dir("share");
+    script(
+        &share.join("vm.sh"),
+        "echo \"PID=$$ ARGV0=$0\"\necho \"CMDLINE=$(cat /proc/cmdline)\"\npoweroff -f\n",
+    );
+    let mut command = chrootvm_command();
+    command
+        .arg("--mount")
+        .arg("mnt0")
+        .arg(&share)
+        .arg("--init")
+        .arg("/run/mnt/mnt0/vm.sh")
+        .arg(&root);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0),
+        "chrootvm should exit 0 after the script powers off",
+    );
+    vm.check(
+        vm.stdout.contains("PID=1 ARGV0=/run/mnt/mnt0/vm.sh"),
+        "the share's script should run as PID 1",
+    );
+    let cmdline = vm
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CMDLINE="))
+        .unwrap_or_default()
+        .to_string();
+    vm.check(
+        cmdline.contains("root=rootfs rootfstype=virtiofs ro mount=mnt0 init=/run/mnt/mnt0/vm.sh"),
+        "the guest should have booted with osbuild's parameters",
+    );
+}
+
+/// `rootfs=TAG`, osbuild/initrd's own key, also selects the root.
+#[test]
+fn rootfs_key_selects_the_root() {
+    let scratch = Scratch::new("rootfs-key");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    fs::write(root.join("marker"), "root-tree\n").unwrap();
+    let share = scratch.dir("share");
+    script(
+        &share.join("probe.sh"),
+        "echo \"SEEN=$(cat /marker)\"\npoweroff -f\n",
+    );
+    // The share is offered as the root by rootfs=, the last key winning
+    // over root=rootfs; /marker then comes from the share, not the root.
+    fs::write(share.join("marker"), "share-tree\n").unwrap();
+    fs::create_dir_all(share.join("bin")).unwrap();
+    fs::copy(root.join("bin/busybox"), share.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "poweroff"] {
+        std::os::unix::fs::symlink("busybox", share.join("bin").join(applet)).unwrap();
+    }
+    for dir in ["dev", "proc", "sys", "run", "tmp"] {
+        fs::create_dir_all(share.join(dir)).unwrap();
+    }
+    let mut command = chrootvm_command();
+    command
+        .arg("--mount-ro")
+        .arg("alt")
+        .arg(&share)
+        .arg("--append")
+        .arg("rootfs=alt")
+        .arg("--init")
+        .arg("/probe.sh")
+        .arg(&root);
+    let vm = run(command);
+    vm.check(vm.code() == Some(0), "chrootvm should exit 0");
+    vm.check(
+        vm.stdout.contains("SEEN=share-tree"),
+        "rootfs=alt should make the share the root",
+    );
+}
+
+/// The root is read-only; a `mount-ro` share is read-only; a `mount` share
+/// is writable and what the guest writes appears on the host.
+#[test]
+fn root_and_read_only_shares_refuse_writes_and_writable_shares_keep_them() {
+    let scratch = Scratch::new("modes");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    let rw = scratch.dir("rw");
+    let ro = scratch.dir("ro");
+    fs::write(ro.join("keep"), "original\n").unwrap();
+    let tools = scratch.dir("tools");
+    script(
+        &tools.join("check.sh"),
+        "touch /root-write 2>/dev/null && echo ROOT=writable || echo ROOT=read-only\n\
+         echo changed > /run/mnt/ro/keep 2>/dev/null && echo RO=writable || echo RO=read-only\n\
+         echo from-the-guest > /run/mnt/rw/written && echo RW=writable || echo RW=read-only\n\
+         sync\npoweroff -f\n",
+    );
+    let mut command = chrootvm_command();
+    command
+        .arg("--mount")
+        .arg("rw")
+        .arg(&rw)
+        .arg("--mount-ro")
+        .arg("ro")
+        .arg(&ro)
+        .arg("--mount-ro")
+        .arg("tools")
+        .arg(&tools)
+        .arg("--init")
+        .arg("/run/mnt/tools/check.sh")
+        .arg(&root);
+    let vm = run(command);
+    vm.check(vm.code() == Some(0), "chrootvm should exit 0");
+    for line in ["ROOT=read-only", "RO=read-only", "RW=writable"] {
+        vm.check(vm.stdout.contains(line), &format!("expected {line}"));
+    }
+    assert!(!root.join("root-write").exists(), "the root took a write");
+    assert_eq!(fs::read_to_string(ro.join("keep")).unwrap(), "original\n");
+    assert_eq!(
+        fs::read_to_string(rw.join("written")).unwrap(),
+        "from-the-guest\n"
+    );
+}
+
+/// A missing root tag: the VM powers off with init's error line and
+/// chrootvm exits non-zero (123, the VM did not boot) well within the
+/// timeout.
+#[test]
+fn missing_root_tag_powers_off_with_inits_error() {
+    let scratch = Scratch::new("missing-tag");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    let mut command = chrootvm_command();
+    command.arg("--append").arg("rootfs=nosuchtag").arg(&root);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(123),
+        "chrootvm should exit 123 (the VM did not boot)",
+    );
+    vm.check(
+        vm.output().contains(
+            "init: cannot mount virtiofs tag \"nosuchtag\" on /sysroot: Invalid argument (",
+        ),
+        "init's error line should name the tag",
+    );
+    vm.check(
+        vm.stderr.contains("chrootvm: the VM did not boot"),
+        "chrootvm should say the VM did not boot",
+    );
+    vm.check(
+        vm.elapsed < Duration::from_secs(60),
+        "the failure should come well within the 300 s timeout",
+    );
+}
+
+/// Modules were loaded in dependency order: every module in /proc/modules
+/// was loaded after the modules it depends on (modules.dep), and init's
+/// debug log shows the numbered order.
+#[test]
+fn modules_load_in_dependency_order() {
+    let scratch = Scratch::new("modules");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    script(
+        &root.join("mods.sh"),
+        "echo MODULES-BEGIN\ncat /proc/modules\necho MODULES-END\npoweroff -f\n",
+    );
+    let mut command = chrootvm_command();
+    command.arg("--init").arg("/mods.sh").arg(&root);
+    let vm = run(command);
+    vm.check(vm.code() == Some(0), "chrootvm should exit 0");
+
+    let listing: Vec<&str> = vm
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("MODULES-BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.contains("MODULES-END"))
+        .collect();
+    // /proc/modules lists the most recently loaded module first.
+    let loaded: Vec<String> = listing
+        .iter()
+        .rev()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    for needed in [
+        "virtio_ring",
+        "virtio",
+        "virtio_pci",
+        "fuse",
+        "virtiofs",
+        "virtio_console",
+    ] {
+        vm.check(
+            loaded.iter().any(|m| m == needed),
+            &format!("{needed} should be loaded"),
+        );
+    }
+    let position: HashMap<&str, usize> = loaded
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
+    let deps = fs::read_to_string(tests::moddir().join("modules.dep")).unwrap();
+    let name = |path: &str| {
+        path.rsplit('/')
+            .next()
+            .unwrap_or(path)
+            .trim_end_matches(".ko")
+            .replace('-', "_")
+    };
+    for line in deps.lines() {
+        let Some((module, needs)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(&at) = position.get(name(module).as_str()) else {
+            continue;
+        };
+        for dep in needs.split_whitespace() {
+            let dep = name(dep);
+            let dep_at = position.get(dep.as_str()).copied();
+            vm.check(
+                dep_at.is_some_and(|d| d < at),
+                &format!("{} needs {dep}, which must load first", name(module)),
+            );
+        }
+    }
+    // init's own log ("loaded 004-virtio_pci.ko in 312 us"), same order.
+    let names: Vec<String> = vm
+        .output()
+        .lines()
+        .filter_map(|l| l.split("] loaded ").nth(1))
+        .filter_map(|rest| rest.split_once(".ko in ").map(|(file, _)| file))
+        .filter_map(|file| file.get(4..))
+        .map(|stem| stem.replace('-', "_"))
+        .collect();
+    vm.check(
+        names == loaded,
+        &format!("init's log order {names:?} should be the kernel's {loaded:?}"),
+    );
+}
+
+/// After a normal run nothing is left: no virtiofsd, no qemu, no temp
+/// directory.
+#[test]
+fn normal_run_leaves_nothing_behind() {
+    let scratch = Scratch::new("leftovers-normal");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    script(&root.join("bye.sh"), "poweroff -f\n");
+    let mut command = chrootvm_command();
+    command.arg("--init").arg("/bye.sh").arg(&root);
+    let vm = start(command);
+    let pid = vm.child.id();
+    let vm = vm.finish();
+    vm.check(vm.code() == Some(0), "chrootvm should exit 0");
+    let needle = root.to_string_lossy().into_owned();
+    let left = wait_until_gone(&needle, Duration::from_secs(5));
+    vm.check(left.is_empty(), &format!("processes left behind: {left:?}"));
+    let dirs = temp_dirs_of(pid);
+    vm.check(
+        dirs.is_empty(),
+        &format!("temp directories left behind: {dirs:?}"),
+    );
+}
+
+/// SIGTERM mid-boot: chrootvm exits 143 and kills qemu and virtiofsd; its
+/// temp directory is gone.
+#[test]
+fn sigterm_mid_boot_leaves_nothing_behind() {
+    stop_mid_boot("sigterm", rustix::process::Signal::TERM, Some(143));
+}
+
+/// SIGKILL of chrootvm itself mid-boot: qemu and virtiofsd die with it.
+#[test]
+fn sigkill_of_chrootvm_takes_its_helpers_along() {
+    stop_mid_boot("sigkill", rustix::process::Signal::KILL, None);
+}
+
+fn stop_mid_boot(name: &str, signal: rustix::process::Signal, code: Option<i32>) {
+    let scratch = Scratch::new(name);
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    script(&root.join("slow.sh"), "sleep 1000\n");
+    let mut command = chrootvm_command();
+    command.arg("--init").arg("/slow.sh").arg(&root);
+    let vm = start(command);
+    let pid = vm.child.id();
+    let needle = root.to_string_lossy().into_owned();
+    // Mid-boot: virtiofsd serves the root and qemu is running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !tests::processes_mentioning("qemu-system")
+        .iter()
+        .any(|p| p.contains(&format!("chrootvm-vm-{pid}-")))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before = tests::processes_mentioning(&needle);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap(),
+        signal,
+    )
+    .unwrap();
+    let vm = vm.finish();
+    vm.check(
+        !before.is_empty(),
+        "virtiofsd should have been running when the signal came",
+    );
+    vm.check(
+        vm.code() == code,
+        &format!("chrootvm should end with {code:?}"),
+    );
+    let left = wait_until_gone(&needle, Duration::from_secs(10));
+    let qemu_left = wait_until_gone(&format!("chrootvm-vm-{pid}-"), Duration::from_secs(10));
+    vm.check(
+        left.is_empty() && qemu_left.is_empty(),
+        &format!("processes left behind: {left:?} {qemu_left:?}"),
+    );
+    // Even after SIGKILL: chrootvm removes its directory once qemu has
+    // connected to every socket, which happened before the signal.
+    let dirs = temp_dirs_of(pid);
+    vm.check(
+        dirs.is_empty(),
+        &format!("temp directories left behind: {dirs:?}"),
+    );
+}
