@@ -2,11 +2,15 @@
 //! out. A fatal error prints one line, tells the host (`init.status`),
 //! syncs and powers off; PID 1 never returns from here.
 
+use core::cell::OnceCell;
 use core::fmt::{self, Write};
-use init::buf::Line;
+use init::buf::{Line, Show};
 use init::cmdline::Cmdline;
+use init::errno::Text;
 use init::status::{self, Status};
+use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 use rustix::system::{RebootCommand, reboot};
 
 use crate::fsutil;
@@ -22,6 +26,8 @@ pub struct Boot<'a> {
     pub log: Log,
     /// The parsed kernel command line (empty until read).
     pub cmdline: Cmdline<'a>,
+    /// The status port, opened on first use.
+    status_port: OnceCell<OwnedFd>,
 }
 
 impl<'a> Boot<'a> {
@@ -30,6 +36,7 @@ impl<'a> Boot<'a> {
         Boot {
             log: Log::new(),
             cmdline: Cmdline::parse(b""),
+            status_port: OnceCell::new(),
         }
     }
 
@@ -42,33 +49,73 @@ impl<'a> Boot<'a> {
     /// Tells the host how the boot went, when it asked (`init.status`).
     /// Best effort: the console already has the human-readable story.
     pub fn report(&self, status: Status) {
-        if !self.cmdline.status {
-            return;
-        }
-        let Some(port) = fsutil::find_virtio_port(status::PORT_NAME, STATUS_PORT_WAIT_MS) else {
-            warning!(
-                self.log,
-                "cannot report status: no virtio port named {} (is virtio_console loaded?)",
-                init::buf::Show(status::PORT_NAME)
-            );
+        let Some(port) = self.status_port() else {
             return;
         };
-        let mut line = Line::<32>::new();
+        let mut line = Line::<80>::new();
         let _ = write!(line, "{status}");
-        let written = rustix::fs::open(
-            port.as_c_str(),
-            OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        )
-        .and_then(|fd| rustix::io::write(&fd, line.finish()));
-        if let Err(errno) = written {
+        if let Err(errno) = write_all(port, line.finish()) {
             warning!(
                 self.log,
-                "cannot report status on {}: {}",
-                init::buf::Show(port.as_bytes()),
-                init::errno::Text(errno)
+                "cannot report status to the host: {}",
+                Text(errno)
             );
         }
+    }
+
+    /// Waits until the host answers `ok` on the status port (it has all
+    /// output) or goes away.
+    pub fn wait_for_ack(&self) {
+        let Some(port) = self.status_port() else {
+            return;
+        };
+        let mut seen = 0;
+        let mut byte = [0u8; 1];
+        while seen < status::ACK.len() {
+            match rustix::io::read(port, &mut byte) {
+                Ok(1) if byte[0] == status::ACK[seen] => seen += 1,
+                Ok(1) => seen = usize::from(byte[0] == status::ACK[0]),
+                Err(Errno::INTR) => {}
+                // EOF or an error: nobody is left to wait for.
+                _ => return,
+            }
+        }
+    }
+
+    fn status_port(&self) -> Option<&OwnedFd> {
+        if !self.cmdline.status {
+            return None;
+        }
+        if self.status_port.get().is_none() {
+            let Some(path) = fsutil::find_virtio_port(status::PORT_NAME, STATUS_PORT_WAIT_MS)
+            else {
+                warning!(
+                    self.log,
+                    "cannot report status: no virtio port named {} (is virtio_console loaded?)",
+                    Show(status::PORT_NAME)
+                );
+                return None;
+            };
+            match rustix::fs::open(
+                path.as_c_str(),
+                OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY,
+                Mode::empty(),
+            ) {
+                Ok(fd) => {
+                    let _ = self.status_port.set(fd);
+                }
+                Err(errno) => {
+                    warning!(
+                        self.log,
+                        "cannot open {}: {}",
+                        Show(path.as_bytes()),
+                        Text(errno)
+                    );
+                    return None;
+                }
+            }
+        }
+        self.status_port.get()
     }
 
     /// Prints `init: <message>`, reports `fatal`, syncs and powers off.
@@ -77,6 +124,19 @@ impl<'a> Boot<'a> {
         self.report(Status::Fatal);
         power_off()
     }
+}
+
+/// Writes all of `data` to `fd`, retrying short writes and EINTR.
+pub fn write_all(fd: &OwnedFd, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(errno) => return Err(errno),
+        }
+    }
+    Ok(())
 }
 
 /// Syncs and powers the machine off. If even that fails, PID 1 waits

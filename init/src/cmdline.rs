@@ -178,6 +178,9 @@ pub struct Cmdline<'a> {
     /// `init.status`: the host listens on the virtio port of that name for
     /// how the boot ended (see [`crate::status`]).
     pub status: bool,
+    /// `rootfs.overlay`: a writable overlay with a tmpfs upper over the
+    /// read-only root; writes vanish at power-off.
+    pub overlay: bool,
     shares: [Share<'a>; MAX_SHARES],
     share_count: usize,
     /// Shares given beyond [`MAX_SHARES`], which are ignored.
@@ -207,6 +210,7 @@ impl<'a> Cmdline<'a> {
             init_args: &[],
             verbosity: Verbosity::Normal,
             status: false,
+            overlay: false,
             shares: [Share {
                 tag: &[],
                 read_only: false,
@@ -235,6 +239,7 @@ impl<'a> Cmdline<'a> {
                 (b"debug" | b"init.debug", None) => debug = true,
                 (b"quiet", None) => quiet = true,
                 (b"init.status", None) => line.status = true,
+                (b"rootfs.overlay", None) => line.overlay = true,
                 _ => {}
             }
         }
@@ -472,6 +477,14 @@ mod tests {
             words("-c \"echo hi\" init=no"),
             [kv("-c", None), kv("echo hi", None), kv("init", Some("no"))]
         );
+    }
+
+    #[test]
+    fn flags() {
+        let line = Cmdline::parse(b"init.status rootfs.overlay");
+        assert!(line.status && line.overlay);
+        let line = Cmdline::parse(b"rootfs.overlay=1");
+        assert!(!line.overlay && !line.status);
     }
 
     #[test]

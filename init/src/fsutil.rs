@@ -4,10 +4,10 @@
 
 use core::mem::MaybeUninit;
 use init::buf::CPath;
+use rustix::event::Timespec;
 use rustix::fs::{Mode, OFlags, RawDir, mkdir};
 use rustix::io::Errno;
 use rustix::thread::{NanosleepRelativeResult, nanosleep};
-use rustix::time::Timespec;
 
 /// Reads a whole small file (procfs, sysfs) into `buf`; stops when full.
 pub fn read_file<'b>(path: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {

@@ -28,7 +28,7 @@ pub fn exec_init(boot: &Boot<'_>, env: &[&CStr]) -> ! {
             "cannot execute {}: {}{}",
             Show(path),
             Text(errno),
-            exec_hint(errno)
+            Show(exec_hint(errno))
         );
     }
     for candidate in DEFAULT_INITS {
@@ -42,7 +42,7 @@ pub fn exec_init(boot: &Boot<'_>, env: &[&CStr]) -> ! {
             "cannot execute {}: {}{}",
             Show(candidate.to_bytes()),
             Text(errno),
-            exec_hint(errno)
+            Show(exec_hint(errno))
         );
     }
     fatal!(
@@ -84,11 +84,11 @@ fn exec(boot: &Boot<'_>, argv: &Argv, env: &[&CStr]) -> Errno {
     rt::execve(path, argv.iter(), env.iter().copied())
 }
 
-fn exec_hint(errno: Errno) -> &'static str {
+fn exec_hint(errno: Errno) -> &'static [u8] {
     match errno {
-        Errno::NOENT => " (not in the root, or its #! interpreter is missing)",
-        Errno::ACCESS => " (not executable: check its mode, and noexec on its mount)",
-        Errno::NOEXEC => " (not a program for this machine, or a script without #!)",
-        _ => "",
+        Errno::NOENT => b" (not in the root, or its #! interpreter is missing)",
+        Errno::ACCESS => b" (not executable: check its mode, and noexec on its mount)",
+        Errno::NOEXEC => b" (not a program for this machine, or a script without #!)",
+        _ => b"",
     }
 }

@@ -3,9 +3,10 @@
 //! buffers that replace an allocator. No I/O happens here, so `cargo test`
 //! runs all of it on the host; the binary (main.rs) executes it.
 //!
-//! `no_std` except under test, as memchr does.
+//! `no_std` except under test (as memchr is) and for the host side's
+//! `std` feature, which chrootvm uses to write run specs.
 
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -14,4 +15,5 @@ pub mod cmdline;
 pub mod errno;
 pub mod names;
 pub mod plan;
+pub mod runspec;
 pub mod status;

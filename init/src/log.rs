@@ -7,7 +7,6 @@
 use core::fmt::{self, Write};
 use init::buf::Line;
 use init::cmdline::Verbosity;
-use rustix::time::{ClockId, clock_gettime};
 
 use crate::rt;
 
@@ -70,10 +69,7 @@ impl Log {
 
 /// Microseconds since boot on the monotonic clock.
 pub fn now_us() -> u64 {
-    let t = clock_gettime(ClockId::Monotonic);
-    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
-    secs * 1_000_000 + nanos / 1_000
+    rt::monotonic_us()
 }
 
 /// A time in the kernel log's `[    1.234567]` form.

@@ -1,6 +1,8 @@
 //! init: PID 1 of an initramfs. Mounts the API file systems, loads the
-//! bundled kernel modules in order, mounts the root (a virtiofs tag) and the
-//! shares, switches root and hands PID 1 to the real init (SPEC §3).
+//! bundled kernel modules in order, mounts the root (a virtiofs or 9p tag,
+//! optionally under a tmpfs overlay) and the shares, switches root and
+//! hands PID 1 to the real init, or runs chrootvm's command as its child
+//! and reports its status (SPEC §3).
 //!
 //! `main` is SPEC §3.1 in order, one call per step. Any fatal error prints
 //! one line and powers the VM off: PID 1 never exits and never hangs.
@@ -17,6 +19,7 @@ mod log;
 mod modules;
 mod mounts;
 mod rt;
+mod run;
 mod switch_root;
 
 use core::ffi::CStr;
@@ -48,6 +51,10 @@ fn main(env: &[&CStr]) -> ! {
         "command line: {}",
         init::buf::Show(text.trim_ascii_end())
     );
+    // 3b. Run mode: chrootvm packed a command in /init.run, which must be
+    // read now, before the initramfs is freed.
+    let mut spec = [0u8; run::SPEC_MAX];
+    let spec = run::read_spec(&boot, &mut spec);
 
     // 2b. The other API file systems, then the /dev nodes and links that
     // devtmpfs may lack.
@@ -67,12 +74,25 @@ fn main(env: &[&CStr]) -> ! {
         }
     }
 
-    // 9. PID 1 goes to the real init.
-    handover::exec_init(&boot, env)
+    // 9. Run the command as PID 1's child, or hand PID 1 to the real init.
+    match spec {
+        Some(spec) => run::run_command(&boot, &spec),
+        None => handover::exec_init(&boot, env),
+    }
 }
 
+/// A bug in init: say where, then power off like any fatal error. The
+/// message is not formatted: core's panic messages would pull in its
+/// string padding code (2.5 KB), and the location is what a fix needs.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let boot = Boot::new();
-    boot.fatal(format_args!("panic: {}", info.message()))
+    match info.location() {
+        Some(at) => boot.fatal(format_args!(
+            "panic at {}:{}",
+            init::buf::Show(at.file().as_bytes()),
+            at.line()
+        )),
+        None => boot.fatal(format_args!("panic")),
+    }
 }

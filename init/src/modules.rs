@@ -70,7 +70,7 @@ pub fn load_modules(boot: &Boot<'_>) -> Loaded {
                     "cannot load module {}: {}{}",
                     Show(name),
                     Text(errno),
-                    finit_hint(errno)
+                    Show(finit_hint(errno))
                 );
                 let _ = loaded.failed.push(name);
             }
@@ -122,18 +122,18 @@ fn read_module_names(boot: &Boot<'_>, dir: &rustix::fd::OwnedFd) -> Names<NAME_B
 }
 
 /// What a finit_module errno usually means, where the text alone misleads.
-fn finit_hint(errno: Errno) -> &'static str {
+fn finit_hint(errno: Errno) -> &'static [u8] {
     match errno {
         // resolve_symbol() fails with ENOENT.
-        Errno::NOENT => " (unknown symbol: a module it needs is missing or numbered after it)",
-        Errno::NOEXEC => " (not a module for this kernel)",
-        Errno::INVAL => " (built for another kernel version? see the kernel log)",
+        Errno::NOENT => b" (unknown symbol: a module it needs is missing or numbered after it)",
+        Errno::NOEXEC => b" (not a module for this kernel)",
+        Errno::INVAL => b" (built for another kernel version? see the kernel log)",
         Errno::NOKEY | Errno::KEYREJECTED => {
-            " (signature rejected: this kernel enforces module signing)"
+            b" (signature rejected: this kernel enforces module signing)"
         }
         Errno::NOTSUP => {
-            " (compressed, and this kernel cannot decompress modules: repack it uncompressed)"
+            b" (compressed, and this kernel cannot decompress modules: repack it uncompressed)"
         }
-        _ => "",
+        _ => b"",
     }
 }

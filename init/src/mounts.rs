@@ -7,7 +7,10 @@ use core::mem::MaybeUninit;
 use init::buf::{CPath, Line, Show};
 use init::cmdline::{Root, is_valid_tag};
 use init::errno::Text;
-use init::plan::{ApiMount, DEV_LINKS, DEV_NODES, SHARE_DIR, SYSROOT};
+use init::plan::{
+    ApiMount, DEV_LINKS, DEV_NODES, OVERLAY_DATA, OVERLAY_DIR, OVERLAY_LOWER, OVERLAY_UPPER,
+    OVERLAY_WORK, SHARE_DIR, SYSROOT,
+};
 use rustix::fs::{CWD, Mode, OFlags, RawDir, makedev, mknodat, symlink};
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, mount};
@@ -116,33 +119,76 @@ pub fn populate_dev(boot: &Boot<'_>) {
     }
 }
 
-/// Step 5: the root at /sysroot.
+/// Step 5: the root at /sysroot, or its read-only layer under a tmpfs
+/// overlay with `rootfs.overlay`.
 pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) {
+    let overlay = boot.cmdline.overlay;
     let mut flags = MountFlags::empty();
-    if boot.cmdline.root_read_only() {
+    if overlay || boot.cmdline.root_read_only() {
         flags |= MountFlags::RDONLY;
     }
-    if let Err(errno) = ensure_dir(SYSROOT.to_bytes(), 0o755) {
-        fatal!(
-            boot,
-            "cannot create {}: {}",
-            Show(SYSROOT.to_bytes()),
-            Text(errno)
-        );
+    let target = if overlay { OVERLAY_LOWER } else { SYSROOT };
+    let dirs: &[&CStr] = if overlay {
+        &[
+            SYSROOT,
+            OVERLAY_DIR,
+            OVERLAY_LOWER,
+            OVERLAY_UPPER,
+            OVERLAY_WORK,
+        ]
+    } else {
+        &[SYSROOT]
+    };
+    for dir in dirs {
+        if let Err(errno) = ensure_dir(dir.to_bytes(), 0o755) {
+            fatal!(
+                boot,
+                "cannot create {}: {}",
+                Show(dir.to_bytes()),
+                Text(errno)
+            );
+        }
     }
     match root {
-        Root::Virtiofs(tag) => mount_tag(boot, Kind::Virtiofs, tag, SYSROOT, flags, modules),
-        Root::NineP(tag) => mount_tag(boot, Kind::NineP, tag, SYSROOT, flags, modules),
+        Root::Virtiofs(tag) => mount_tag(boot, Kind::Virtiofs, tag, target, flags, modules),
+        Root::NineP(tag) => mount_tag(boot, Kind::NineP, tag, target, flags, modules),
         Root::Block { device, .. } => fatal!(
             boot,
             "cannot mount root {}: block device roots are not supported by this init yet (use rootfs=TAG)",
             Show(device)
         ),
-        Root::Initramfs => {}
+        Root::Initramfs => return,
+    }
+    if overlay {
+        match mount(
+            c"overlay",
+            SYSROOT,
+            c"overlay",
+            MountFlags::empty(),
+            Some(OVERLAY_DATA),
+        ) {
+            Ok(()) => debug!(
+                boot.log,
+                "mounted a tmpfs overlay on {}",
+                Show(SYSROOT.to_bytes())
+            ),
+            Err(errno) => fatal!(
+                boot,
+                "cannot mount the overlay on {}: {}{}",
+                Show(SYSROOT.to_bytes()),
+                Text(errno),
+                Show(if errno == Errno::NODEV {
+                    b" (the kernel has no overlay file system: pack its module)"
+                } else {
+                    b""
+                })
+            ),
+        }
     }
 }
 
-/// Step 6: each `mount=TAG`/`mount-ro=TAG` at /run/mnt/TAG.
+/// Step 6: each `mount=TAG`/`mount-ro=TAG` at /run/mnt/TAG, over virtiofs,
+/// or 9p when `rootfstype=9p` says that is how this host shares.
 pub fn mount_shares(boot: &Boot<'_>, modules: &Loaded) {
     if boot.cmdline.shares_dropped > 0 {
         warning!(
@@ -155,6 +201,12 @@ pub fn mount_shares(boot: &Boot<'_>, modules: &Loaded) {
     if boot.cmdline.shares().is_empty() {
         return;
     }
+    // Shares travel the way the root does: 9p when `rootfstype=9p`.
+    let kind = if boot.cmdline.rootfstype == Some(b"9p") {
+        Kind::NineP
+    } else {
+        Kind::Virtiofs
+    };
     if let Err(errno) = ensure_dir(SHARE_DIR.to_bytes(), 0o755) {
         fatal!(
             boot,
@@ -193,14 +245,7 @@ pub fn mount_shares(boot: &Boot<'_>, modules: &Loaded) {
         } else {
             MountFlags::empty()
         };
-        mount_tag(
-            boot,
-            Kind::Virtiofs,
-            share.tag,
-            target.as_c_str(),
-            flags,
-            modules,
-        );
+        mount_tag(boot, kind, share.tag, target.as_c_str(), flags, modules);
     }
 }
 
@@ -258,11 +303,11 @@ fn mount_tag(
                     Show(fstype.to_bytes()),
                     Show(tag),
                     Show(target.to_bytes()),
-                    if flags.contains(MountFlags::RDONLY) {
-                        " read-only"
+                    Show(if flags.contains(MountFlags::RDONLY) {
+                        b" read-only"
                     } else {
-                        ""
-                    }
+                        b""
+                    })
                 );
                 return;
             }

@@ -13,6 +13,20 @@ pub const SYSROOT: &CStr = c"/sysroot";
 /// Where `mount=TAG` shares go: `/run/mnt/TAG`.
 pub const SHARE_DIR: &CStr = c"/run/mnt";
 
+/// `rootfs.overlay`: the read-only root goes to [`OVERLAY_LOWER`], writes
+/// to [`OVERLAY_UPPER`] in /run's tmpfs, and the overlay of both to
+/// /sysroot. Under /run, so the layers move into the new root with it.
+pub const OVERLAY_DIR: &CStr = c"/run/overlay";
+/// See [`OVERLAY_DIR`].
+pub const OVERLAY_LOWER: &CStr = c"/run/overlay/lower";
+/// See [`OVERLAY_DIR`].
+pub const OVERLAY_UPPER: &CStr = c"/run/overlay/upper";
+/// See [`OVERLAY_DIR`].
+pub const OVERLAY_WORK: &CStr = c"/run/overlay/work";
+/// The overlay's mount data.
+pub const OVERLAY_DATA: &CStr =
+    c"lowerdir=/run/overlay/lower,upperdir=/run/overlay/upper,workdir=/run/overlay/work";
+
 /// Where the packer puts kernel modules (SPEC §3.3).
 pub const MODULE_DIR: &CStr = c"/usr/lib/modules";
 
@@ -204,7 +218,30 @@ mod tests {
     }
 
     #[test]
-    fn shares_live_under_a_moved_mount() {
-        assert!(SHARE_DIR.to_bytes().starts_with(b"/run/"));
+    fn shares_and_overlay_layers_live_under_a_moved_mount() {
+        for dir in [
+            SHARE_DIR,
+            OVERLAY_DIR,
+            OVERLAY_LOWER,
+            OVERLAY_UPPER,
+            OVERLAY_WORK,
+        ] {
+            assert!(dir.to_bytes().starts_with(b"/run/"), "{dir:?}");
+        }
+    }
+
+    #[test]
+    fn overlay_data_names_the_layers() {
+        let data = OVERLAY_DATA.to_str().unwrap();
+        for (key, dir) in [
+            ("lowerdir", OVERLAY_LOWER),
+            ("upperdir", OVERLAY_UPPER),
+            ("workdir", OVERLAY_WORK),
+        ] {
+            assert!(
+                data.contains(&format!("{key}={}", dir.to_str().unwrap())),
+                "{data}"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The runtime init needs without libc: the process entry point `_start`,
 //! the memory functions the compiler emits calls to, the console's file
-//! descriptor, and the raw syscall rustix 1.1 keeps private (`execve`).
+//! descriptor, and the raw syscalls rustix 1.1 keeps private or lacks
+//! (`execve`, `fork`, `exit_group`, `kill(-1)`, signal masks, signalfd).
 //!
 //! # Safety
 //!
@@ -25,8 +26,9 @@ compile_error!(
 use core::arch::{asm, naked_asm};
 use core::ffi::{CStr, c_char};
 use core::ptr;
-use rustix::fd::BorrowedFd;
+use rustix::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use rustix::io::Errno;
+use rustix::process::Pid;
 
 /// Most environment entries kept from the kernel (it passes at most 32,
 /// `MAX_INIT_ENVS` in init/main.c).
@@ -89,7 +91,50 @@ pub fn console() -> BorrowedFd<'static> {
 }
 
 /// Linux x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+const SYS_RT_SIGPROCMASK: usize = 14;
+const SYS_CLONE: usize = 56;
 const SYS_EXECVE: usize = 59;
+const SYS_KILL: usize = 62;
+const SYS_CLOCK_GETTIME: usize = 228;
+const SYS_EXIT_GROUP: usize = 231;
+/// clock_gettime(2)'s id of the monotonic clock.
+const CLOCK_MONOTONIC: usize = 1;
+const SYS_SIGNALFD4: usize = 289;
+/// clone(2) flags for a plain fork: only the child's exit signal.
+const SIGCHLD: usize = 17;
+/// rt_sigprocmask(2) `how` values (include/uapi/asm-generic/signal-defs.h).
+const SIG_BLOCK: usize = 0;
+const SIG_SETMASK: usize = 2;
+/// The kernel's sigset_t on x86-64 is 64 bits (`_NSIG / 8` bytes).
+const SIGSET_SIZE: usize = 8;
+/// signalfd4(2) flags: O_NONBLOCK and O_CLOEXEC.
+const SFD_NONBLOCK: usize = 0o4000;
+const SFD_CLOEXEC: usize = 0o2000000;
+
+/// A raw syscall with up to four arguments.
+///
+/// # Safety
+/// The arguments must be what syscall `number` expects; pointers valid for
+/// the access it makes.
+unsafe fn syscall4(number: usize, a: usize, b: usize, c: usize, d: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the caller vouches for the arguments; the syscall instruction
+    // clobbers only rcx and r11 besides rax.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") number => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
 
 /// Converts a raw syscall return into a result.
 fn check(ret: isize) -> Result<usize, Errno> {
@@ -115,22 +160,18 @@ pub fn execve<'a>(
     if !fill_pointers(&mut argv_ptrs, argv) || !fill_pointers(&mut envp_ptrs, envp) {
         return Errno::TOOBIG;
     }
-    let ret: isize;
     // SAFETY: `path` and every pointer in both arrays point to NUL-terminated
     // strings borrowed for this call; both arrays end in a NULL because
     // `fill_pointers` leaves the last slot untouched.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") SYS_EXECVE => ret,
-            in("rdi") path.as_ptr(),
-            in("rsi") argv_ptrs.as_ptr(),
-            in("rdx") envp_ptrs.as_ptr(),
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
+    let ret = unsafe {
+        syscall4(
+            SYS_EXECVE,
+            path.as_ptr() as usize,
+            argv_ptrs.as_ptr() as usize,
+            envp_ptrs.as_ptr() as usize,
+            0,
+        )
+    };
     check(ret).err().unwrap_or(Errno::INVAL)
 }
 
@@ -148,6 +189,140 @@ fn fill_pointers<'a>(
         }
     }
     strings.next().is_none()
+}
+
+/// `fork`—as clone(2) with only SIGCHLD. `Ok(None)` in the child,
+/// `Ok(Some(pid))` in the parent.
+///
+/// # References
+/// - [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html)
+pub fn fork() -> Result<Option<Pid>, Errno> {
+    // SAFETY: init is single-threaded and has no libc (module docs), so the
+    // child is a faithful copy with no half-held locks; with a NULL stack
+    // the child runs on a copy of the parent's stack, as fork(2) does.
+    let ret = unsafe { syscall4(SYS_CLONE, SIGCHLD, 0, 0, 0) };
+    let pid = check(ret)?;
+    Ok(Pid::from_raw(i32::try_from(pid).map_err(|_| Errno::INVAL)?))
+}
+
+/// `exit_group`—ends the process (a forked child whose exec failed; PID 1
+/// itself never exits).
+///
+/// # References
+/// - [exit_group(2)](https://man7.org/linux/man-pages/man2/exit_group.2.html)
+pub fn exit_group(status: u8) -> ! {
+    // SAFETY: exit_group takes an int and does not return; with no libc
+    // there are no user-space buffers to flush first.
+    unsafe {
+        syscall4(SYS_EXIT_GROUP, usize::from(status), 0, 0, 0);
+    }
+    unreachable!("exit_group returned")
+}
+
+/// `kill(-1, sig)`—signals every process but init itself (rustix's `Pid`
+/// cannot say -1).
+///
+/// # References
+/// - [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
+pub fn kill_all(signal: rustix::process::Signal) -> Result<(), Errno> {
+    let number = usize::try_from(signal.as_raw()).map_err(|_| Errno::INVAL)?;
+    // SAFETY: kill takes a pid and a signal number, no pointers.
+    let ret = unsafe {
+        syscall4(SYS_KILL, usize::MAX /* -1 */, number, 0, 0)
+    };
+    check(ret).map(|_| ())
+}
+
+/// Microseconds on the monotonic clock (since boot): the time base of the
+/// kernel log. A plain syscall: rustix's vDSO path costs 2.6 KB, and init
+/// reads the clock a few dozen times.
+///
+/// # References
+/// - [clock_gettime(2)](https://man7.org/linux/man-pages/man2/clock_gettime.2.html)
+pub fn monotonic_us() -> u64 {
+    let mut time = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `time` is a struct timespec (two i64 on x86-64) that outlives
+    // the call, which only writes it.
+    let ret = unsafe {
+        syscall4(
+            SYS_CLOCK_GETTIME,
+            CLOCK_MONOTONIC,
+            ptr::from_mut(&mut time) as usize,
+            0,
+            0,
+        )
+    };
+    if check(ret).is_err() {
+        return 0;
+    }
+    let secs = u64::try_from(time.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(time.tv_nsec).unwrap_or(0);
+    secs * 1_000_000 + nanos / 1_000
+}
+
+/// The signal set holding only SIGCHLD.
+const SIGCHLD_SET: u64 = 1 << (SIGCHLD - 1);
+
+/// Blocks SIGCHLD, so it is delivered only through [`sigchld_fd`].
+///
+/// # References
+/// - [rt_sigprocmask(2)](https://man7.org/linux/man-pages/man2/rt_sigprocmask.2.html)
+pub fn block_sigchld() -> Result<(), Errno> {
+    let set = SIGCHLD_SET;
+    // SAFETY: `set` is a valid 8-byte sigset that outlives the call; the old
+    // set is not asked for (NULL).
+    let ret = unsafe {
+        syscall4(
+            SYS_RT_SIGPROCMASK,
+            SIG_BLOCK,
+            ptr::from_ref(&set) as usize,
+            0,
+            SIGSET_SIZE,
+        )
+    };
+    check(ret).map(|_| ())
+}
+
+/// Unblocks every signal: a forked child calls this before exec, as the
+/// mask survives exec.
+pub fn unblock_signals() -> Result<(), Errno> {
+    let set: u64 = 0;
+    // SAFETY: as in `block_sigchld`, with the empty set.
+    let ret = unsafe {
+        syscall4(
+            SYS_RT_SIGPROCMASK,
+            SIG_SETMASK,
+            ptr::from_ref(&set) as usize,
+            0,
+            SIGSET_SIZE,
+        )
+    };
+    check(ret).map(|_| ())
+}
+
+/// A non-blocking, close-on-exec fd that is readable when a SIGCHLD is
+/// pending (call [`block_sigchld`] first).
+///
+/// # References
+/// - [signalfd(2)](https://man7.org/linux/man-pages/man2/signalfd.2.html)
+pub fn sigchld_fd() -> Result<OwnedFd, Errno> {
+    let set = SIGCHLD_SET;
+    // SAFETY: fd -1 asks for a new signalfd; `set` is a valid 8-byte sigset.
+    let ret = unsafe {
+        syscall4(
+            SYS_SIGNALFD4,
+            usize::MAX, /* -1 */
+            ptr::from_ref(&set) as usize,
+            SIGSET_SIZE,
+            SFD_NONBLOCK | SFD_CLOEXEC,
+        )
+    };
+    let fd = i32::try_from(check(ret)?).map_err(|_| Errno::INVAL)?;
+    // SAFETY: signalfd4 just returned this new fd, which nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 // The memory functions the compiler calls. `rep movsb`/`rep stosb` are fast

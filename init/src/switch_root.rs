@@ -26,15 +26,15 @@ pub fn switch_root(boot: &Boot<'_>) {
     free_initramfs(boot);
     // chdir first: after the move, "/" names the new root only through ".".
     let steps = chdir(SYSROOT)
-        .map_err(|e| ("chdir to", e))
-        .and_then(|()| mount_move(c".", c"/").map_err(|e| ("move to /", e)))
-        .and_then(|()| chroot(c".").map_err(|e| ("chroot to", e)))
-        .and_then(|()| chdir(c"/").map_err(|e| ("chdir into", e)));
+        .map_err(|e| (&b"chdir to"[..], e))
+        .and_then(|()| mount_move(c".", c"/").map_err(|e| (&b"move to /"[..], e)))
+        .and_then(|()| chroot(c".").map_err(|e| (&b"chroot to"[..], e)))
+        .and_then(|()| chdir(c"/").map_err(|e| (&b"chdir into"[..], e)));
     if let Err((what, errno)) = steps {
         fatal!(
             boot,
             "cannot {} the new root {}: {}",
-            what,
+            Show(what),
             Show(SYSROOT.to_bytes()),
             Text(errno)
         );
