@@ -38,6 +38,8 @@ pub const MODULES_DIR: &str = "usr/lib/modules";
 pub const MODULE_MODE: u32 = 0o644;
 /// Narrowest load position prefix of a module file (`000-`).
 pub const MODULE_POSITION_WIDTH: usize = 3;
+/// Prefix of [`Image::add_late_modules`] names: `z` sorts after digits.
+pub const LATE_MODULE_PREFIX: &str = "zzz-";
 /// Size of the output buffer: big enough that headers and small files go
 /// out in few writes.
 const WRITE_BUF: usize = 128 * 1024;
@@ -293,6 +295,18 @@ impl Image {
     /// [`Error::CompressedModule`] (before anything is added), and those of
     /// [`Image::add_file`].
     pub fn add_modules(&mut self, modules: &[Module]) -> Result<(), Error> {
+        self.add_modules_named(modules, "")
+    }
+
+    /// Adds `modules` as `usr/lib/modules/zzz-NNN-<stem>.ko`: names that
+    /// sort after any [`Image::add_modules`] name, for a segment appended or
+    /// prepended to another image whose own modules must load first (init
+    /// reads the union of both; a module loaded twice is harmless).
+    pub fn add_late_modules(&mut self, modules: &[Module]) -> Result<(), Error> {
+        self.add_modules_named(modules, LATE_MODULE_PREFIX)
+    }
+
+    fn add_modules_named(&mut self, modules: &[Module], prefix: &str) -> Result<(), Error> {
         if let Some(module) = modules.iter().find(|m| m.compression.is_some()) {
             return Err(Error::CompressedModule {
                 path: module.path.clone(),
@@ -300,7 +314,10 @@ impl Image {
         }
         let width = position_width(modules.len());
         for (position, module) in modules.iter().enumerate() {
-            let path = format!("{MODULES_DIR}/{position:0width$}-{}.ko", module.stem);
+            let path = format!(
+                "{MODULES_DIR}/{prefix}{position:0width$}-{}.ko",
+                module.stem
+            );
             self.add_file(&path, &module.path, Some(MODULE_MODE))?;
         }
         Ok(())
@@ -701,6 +718,27 @@ mod tests {
             panic!("module is not a file");
         };
         assert_eq!(*mode, MODULE_MODE);
+    }
+
+    #[test]
+    fn late_modules_sort_after_any_numbered_module() {
+        let tmp = TempDir::new("image-late-modules");
+        let mut image = Image::new(0);
+        image.add_modules(&[module(&tmp, "kernel/zz.ko")]).unwrap();
+        image
+            .add_late_modules(&[module(&tmp, "kernel/aa.ko")])
+            .unwrap();
+        let names: Vec<&str> = paths(&image)
+            .into_iter()
+            .filter(|p| p.ends_with(".ko"))
+            .collect();
+        assert_eq!(
+            names,
+            ["usr/lib/modules/000-zz.ko", "usr/lib/modules/zzz-000-aa.ko"]
+        );
+        // Byte order (init's load order) puts the late one last even past
+        // 9999 numbered modules.
+        assert!("usr/lib/modules/99999-x.ko" < "usr/lib/modules/zzz-000-aa.ko");
     }
 
     #[test]
