@@ -28,13 +28,45 @@ pub struct Share {
     pub read_only: bool,
 }
 
+/// What boots: a directory over a shared file system, or an initramfs
+/// image that stays the root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Root {
+    /// `ROOTFS`.
+    Dir(PathBuf),
+    /// `--initrd IMAGE`.
+    Image(PathBuf),
+}
+
+/// How the root may be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// Read-only, with writable /tmp and /run (the default).
+    None,
+    /// `--rw`: writes reach the directory.
+    Through,
+    /// `--overlay`: writes go to a tmpfs and vanish at power-off.
+    Discarded,
+}
+
+/// What PID 1 does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// `--init PATH`: hand PID 1 over to PATH (a full system).
+    Handover(String),
+    /// Run a command (or, when empty, `$SHELL -i`) and return its status.
+    Command(Vec<OsString>),
+}
+
 /// Everything the command line says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// The directory to boot.
-    pub rootfs: PathBuf,
-    /// `--init PATH`: the program PID 1 is handed to.
-    pub init: String,
+    /// What boots.
+    pub root: Root,
+    /// What PID 1 does.
+    pub job: Job,
+    /// `--rw` / `--overlay`.
+    pub writes: Writes,
     /// `--mount`/`--mount-ro` shares, in order.
     pub shares: Vec<Share>,
     /// `--kernel PATH`.
@@ -84,8 +116,6 @@ impl From<lexopt::Error> for UsageError {
     }
 }
 
-/// The program PID 1 goes to when `--init` is not given.
-pub const DEFAULT_INIT: &str = "/bin/sh";
 /// `--memory` default.
 pub const DEFAULT_MEMORY: &str = "2G";
 /// `--cpus` default.
@@ -95,14 +125,21 @@ pub const DEFAULT_CPUS: u32 = 2;
 pub const HELP: &str = "\
 chrootvm: boot a directory tree as a virtual machine
 
-Usage: chrootvm [OPTIONS] ROOTFS
+Usage: chrootvm [OPTIONS] ROOTFS [COMMAND [ARGS...]]
+       chrootvm [OPTIONS] --initrd IMAGE [COMMAND [ARGS...]]
 
-The directory is the VM's root file system (virtiofs, read-only); PID 1 is
-handed to --init. The kernel and its modules are found as described below;
-the initramfs is built in memory.
+Like chroot(1), in a VM: COMMAND runs in ROOTFS (shared read-only, with
+writable /tmp and /run), its output on chrootvm's stdout and stderr, its
+exit status as chrootvm's. Without COMMAND, \"$SHELL -i\" (default /bin/sh)
+runs, interactively on a terminal. The kernel and its modules are found as
+described below; the initramfs is built in memory. The environment is
+passed on as chroot(1) does; the working directory is /.
 
 Options:
-  --init PATH              program PID 1 is handed to (default /bin/sh)
+  --init PATH              hand PID 1 over to PATH instead (boot a system)
+  --rw                     the root is writable; writes reach ROOTFS
+  --overlay                the root is writable; writes vanish at power-off
+  --initrd IMAGE           boot an initramfs made by mkinitrd as the root
   --mount TAG PATH         share PATH read-write at /run/mnt/TAG
   --mount-ro TAG PATH      share PATH read-only at /run/mnt/TAG
   --kernel PATH            kernel image (default: discovered, see below)
@@ -124,13 +161,19 @@ else the newest host /boot/vmlinuz-VER with modules in /lib/modules/VER.
 virtiofsd discovery: $VIRTIOFSD, PATH, /usr/libexec/virtiofsd,
 /usr/lib/qemu/virtiofsd, /usr/lib/virtiofsd (Rust or legacy C daemon).
 
+Without any virtiofsd, shares go over qemu's 9p when the kernel has it.
+$VIRTIOFSD, when set, is the only daemon tried; set it empty for none.
+
 Exit status:
-  0        the system handed PID 1 to powered off normally
-  123      the VM did not boot (init failed, kernel panic, qemu died)
+  N        COMMAND's status: its exit code, 128+S when killed by signal
+           S, 126 when it cannot be executed, 127 when it is not found
+  0        with --init: the system powered off
+  123      the VM did not boot, or ended without the command's status
   124      --timeout expired; the VM was killed
   125      chrootvm could not start the VM (bad usage, or a missing
            kernel, module, virtiofsd or qemu)
   128+N    chrootvm was stopped by signal N (SIGINT 130, SIGTERM 143)
+  141      chrootvm's stdout was closed (as SIGPIPE would end a command)
 ";
 
 /// Parses the arguments after the program name.
@@ -141,10 +184,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     use lexopt::prelude::*;
 
     let mut parser = lexopt::Parser::from_args(args);
-    let mut rootfs = None;
+    let mut rootfs: Option<PathBuf> = None;
+    let mut image: Option<PathBuf> = None;
+    let mut init: Option<String> = None;
+    let mut command: Vec<OsString> = Vec::new();
+    let mut writes = Vec::new();
     let mut options = Options {
-        rootfs: PathBuf::new(),
-        init: DEFAULT_INIT.to_string(),
+        root: Root::Dir(PathBuf::new()),
+        job: Job::Command(Vec::new()),
+        writes: Writes::None,
         shares: Vec::new(),
         kernel: None,
         kver: None,
@@ -160,7 +208,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            Long("init") => options.init = parser.value()?.string()?,
+            Long("init") => init = Some(parser.value()?.string()?),
+            Long("rw") => writes.push(Writes::Through),
+            Long("overlay") => writes.push(Writes::Discarded),
+            Long("initrd") => image = Some(parser.value()?.into()),
             Long(flag @ ("mount" | "mount-ro")) => {
                 let read_only = flag == "mount-ro";
                 let tag = parser.value()?.string()?;
@@ -184,17 +235,54 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Long("append") => options.append.push(parser.value()?.string()?),
             Long("timeout") => options.timeout = Some(parse_timeout(&parser.value()?.string()?)?),
             Long("debug") => options.debug = true,
-            Value(value) if rootfs.is_none() => rootfs = Some(PathBuf::from(value)),
+            // As with chroot(1), the command and its arguments are taken as
+            // they are, options included: `chrootvm ROOT ls -l`.
             Value(value) => {
-                return Err(UsageError(format!(
-                    "unexpected argument {}: commands in the VM are not supported yet (use --init)",
-                    value.to_string_lossy()
-                )));
+                if image.is_none() && rootfs.is_none() {
+                    rootfs = Some(PathBuf::from(value));
+                } else {
+                    command.push(value);
+                }
+                command.extend(parser.raw_args()?);
+                break;
             }
             _ => return Err(arg.unexpected().into()),
         }
     }
-    options.rootfs = rootfs.ok_or_else(|| UsageError("no ROOTFS directory given".to_string()))?;
+    options.root = match (rootfs, image) {
+        (Some(_), Some(_)) => unreachable!("a value after --initrd is the command"),
+        (Some(dir), None) => Root::Dir(dir),
+        (None, Some(image)) => Root::Image(image),
+        (None, None) => {
+            return Err(UsageError(
+                "no ROOTFS directory or --initrd IMAGE given".to_string(),
+            ));
+        }
+    };
+    options.job = match init {
+        Some(_) if !command.is_empty() => {
+            return Err(UsageError(
+                "--init and a COMMAND cannot be used together".to_string(),
+            ));
+        }
+        Some(init) => Job::Handover(init),
+        None => Job::Command(command),
+    };
+    options.writes = match writes.as_slice() {
+        [] => Writes::None,
+        [one] => *one,
+        _ => {
+            return Err(UsageError(
+                "--rw and --overlay cannot be used together".to_string(),
+            ));
+        }
+    };
+    if options.writes != Writes::None && matches!(options.root, Root::Image(_)) {
+        return Err(UsageError(
+            "--rw and --overlay need a ROOTFS directory (an --initrd root is always writable)"
+                .to_string(),
+        ));
+    }
     Ok(Command::Run(Box::new(options)))
 }
 
@@ -281,15 +369,30 @@ mod tests {
         }
     }
 
+    fn command(words: &[&str]) -> Job {
+        Job::Command(words.iter().map(OsString::from).collect())
+    }
+
     #[test]
     fn defaults() {
         let o = options(&["./root"]);
-        assert_eq!(o.rootfs, PathBuf::from("./root"));
-        assert_eq!(o.init, "/bin/sh");
+        assert_eq!(o.root, Root::Dir(PathBuf::from("./root")));
+        assert_eq!(o.job, command(&[]));
+        assert_eq!(o.writes, Writes::None);
         assert_eq!(o.memory, "2G");
         assert_eq!(o.cpus, 2);
         assert_eq!(o.accel, Accel::Auto);
         assert!(o.shares.is_empty() && !o.debug && o.timeout.is_none());
+    }
+
+    #[test]
+    fn the_command_is_taken_verbatim_like_chroot() {
+        let o = options(&["--debug", "/r", "ls", "-l", "--init", "--", "x"]);
+        assert_eq!(o.job, command(&["ls", "-l", "--init", "--", "x"]));
+        assert!(o.debug);
+        let o = options(&["--initrd", "/i.cpio", "sh", "-c", "exit 3"]);
+        assert_eq!(o.root, Root::Image(PathBuf::from("/i.cpio")));
+        assert_eq!(o.job, command(&["sh", "-c", "exit 3"]));
     }
 
     #[test]
@@ -322,9 +425,11 @@ mod tests {
             "--timeout",
             "2.5",
             "--debug",
+            "--overlay",
             "/root",
         ]);
-        assert_eq!(o.init, "/x");
+        assert_eq!(o.job, Job::Handover("/x".into()));
+        assert_eq!(o.writes, Writes::Discarded);
         assert_eq!(
             o.shares,
             [
@@ -349,12 +454,16 @@ mod tests {
         assert_eq!(o.append, ["a=1", "b"]);
         assert_eq!(o.timeout, Some(Duration::from_millis(2500)));
         assert!(o.debug);
+        assert_eq!(options(&["--rw", "/r"]).writes, Writes::Through);
     }
 
     #[test]
     fn usage_errors_name_the_problem() {
         let err = |args: &[&str]| parse_str(args).unwrap_err().to_string();
-        assert_eq!(err(&[]), "no ROOTFS directory given (see chrootvm --help)");
+        assert_eq!(
+            err(&[]),
+            "no ROOTFS directory or --initrd IMAGE given (see chrootvm --help)"
+        );
         assert!(err(&["--accel", "xen", "/r"]).starts_with("bad --accel \"xen\""));
         assert!(err(&["--cpus", "0", "/r"]).starts_with("bad --cpus \"0\""));
         assert!(err(&["--memory", "lots", "/r"]).starts_with("bad --memory \"lots\""));
@@ -365,6 +474,9 @@ mod tests {
             err(&["--mount", "a", "/x", "--mount-ro", "a", "/y", "/r"]).contains("given twice")
         );
         assert!(err(&["--bogus", "/r"]).contains("--bogus"));
+        assert!(err(&["--init", "/sbin/init", "/r", "true"]).contains("cannot be used together"));
+        assert!(err(&["--rw", "--overlay", "/r"]).contains("cannot be used together"));
+        assert!(err(&["--rw", "--initrd", "/i"]).contains("need a ROOTFS"));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub const EXIT_NOT_BOOTED: u8 = 123;
 pub const EXIT_TIMEOUT: u8 = 124;
 /// Exit status: chrootvm could not start the VM (usage or host setup).
 pub const EXIT_SETUP: u8 = 125;
+/// Exit status: stdout was closed, as a command killed by SIGPIPE (128+13).
+pub const EXIT_OUTPUT_CLOSED: u8 = 141;
 
 /// Everything that can stop chrootvm.
 #[derive(Debug)]
@@ -42,8 +44,12 @@ pub enum Error {
     },
     /// Building the initramfs failed.
     Initramfs(mkinitrd::Error),
-    /// No virtiofsd in any of these places.
+    /// No virtiofsd in any of these places, and no 9p in the kernel.
     NoVirtiofsd(Vec<PathBuf>),
+    /// $VIRTIOFSD names something that is not a virtiofsd.
+    BadVirtiofsd(PathBuf),
+    /// ROOTFS is given, but the image file is not usable.
+    Image(PathBuf, io::Error),
     /// A virtiofsd exited or never made its socket.
     Virtiofsd {
         /// The shared directory.
@@ -70,6 +76,8 @@ pub enum Error {
     Timeout(Duration),
     /// The VM ended without reaching its system or command.
     NotBooted(String),
+    /// chrootvm's stdout was closed while the command wrote to it.
+    OutputClosed,
     /// chrootvm was stopped by a signal.
     Signal(i32),
 }
@@ -81,6 +89,7 @@ impl Error {
             Error::Timeout(_) => EXIT_TIMEOUT,
             Error::NotBooted(_) => EXIT_NOT_BOOTED,
             Error::Signal(signal) => 128u8.saturating_add(u8::try_from(*signal).unwrap_or(127)),
+            Error::OutputClosed => EXIT_OUTPUT_CLOSED,
             _ => EXIT_SETUP,
         }
     }
@@ -138,10 +147,16 @@ impl fmt::Display for Error {
                 let places: Vec<_> = looked.iter().map(|p| p.display().to_string()).collect();
                 write!(
                     f,
-                    "cannot find virtiofsd (looked in $VIRTIOFSD, PATH, {}; install qemu-system-common or virtiofsd)",
+                    "cannot share directories: no virtiofsd (looked in PATH, {}) and the kernel has no 9p to fall back on (install virtiofsd, or qemu-system-common on Debian 12)",
                     places.join(", ")
                 )
             }
+            Error::BadVirtiofsd(path) => write!(
+                f,
+                "cannot use VIRTIOFSD={}: not a virtiofsd (set it to the daemon, or empty for none)",
+                path.display()
+            ),
+            Error::Image(path, e) => write!(f, "cannot boot {}: {}", path.display(), OsText(e)),
             Error::Virtiofsd { dir, what, log } => {
                 write!(f, "cannot share {}: virtiofsd {what}", dir.display())?;
                 if !log.is_empty() {
@@ -162,6 +177,7 @@ impl fmt::Display for Error {
             ),
             Error::NotBooted(reason) => write!(f, "the VM did not boot: {reason}"),
             Error::Signal(signal) => write!(f, "stopped by signal {signal}; the VM was killed"),
+            Error::OutputClosed => write!(f, "stdout was closed; the VM was killed"),
         }
     }
 }
@@ -200,5 +216,6 @@ mod tests {
         assert_eq!(Error::NoKernel(Vec::new()).exit_code(), 125);
         assert_eq!(Error::Signal(15).exit_code(), 143);
         assert_eq!(Error::Signal(2).exit_code(), 130);
+        assert_eq!(Error::OutputClosed.exit_code(), 141);
     }
 }

@@ -1,55 +1,102 @@
-//! The initramfs, built in memory with the mkinitrd library: init, the
-//! modules a virtiofs root needs, and virtio_console for init's status
-//! port. Written to a memfd that qemu reads as /proc/self/fd/N, so no file
-//! of it is ever left behind.
+//! The initramfs, built in memory with the mkinitrd library and written to
+//! a memfd that qemu reads as /proc/self/fd/N, so no file of it is ever
+//! left behind.
+//!
+//! For a ROOTFS: init, the modules the VM needs, and the run spec. For
+//! `--initrd IMAGE`: a small segment (the run spec and the status port's
+//! modules, named to load after the image's own) followed by the image as
+//! it is. The kernel unpacks concatenated archives in order, and a plain
+//! segment before an LZ4 one is fine (the reverse is not).
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{self, BufWriter, Write};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mkinitrd::image::Image;
 use mkinitrd::kmod::ModuleTree;
 use rustix::io::FdFlags;
 
 use crate::error::Error;
-use crate::kernel::Kernel;
-
-/// Modules beyond mkinitrd's virtiofs set: the status port's driver.
-const EXTRA_MODULES: &[&str] = &["virtio_console"];
 
 /// An initramfs in a memfd.
 pub struct Initramfs {
     file: File,
-    /// How many modules it holds, for `--debug`.
+    /// The modules it adds, for `--debug`.
     pub modules: Vec<String>,
 }
 
-/// Builds the image for `kernel`.
+/// What goes in besides init.
+pub struct Contents<'a> {
+    /// Module names, resolved with their dependencies.
+    pub modules: &'a [&'a str],
+    /// The run spec (init::runspec), in run mode.
+    pub run_spec: Option<Vec<u8>>,
+}
+
+/// The run spec's path in the archive (init reads /init.run).
+fn run_spec_path() -> String {
+    init::runspec::PATH
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// A whole image for booting a directory.
 ///
 /// # Errors
 /// A module or the init binary is missing, or the memfd cannot be written.
-pub fn build(kernel: &Kernel) -> Result<Initramfs, Error> {
-    let tree = ModuleTree::open(&kernel.moddir)?;
-    let names: Vec<&str> = mkinitrd::kernel::DEFAULT_MODULES
-        .iter()
-        .chain(EXTRA_MODULES)
-        .copied()
-        .collect();
-    let modules = tree.resolve(&names)?;
+pub fn build(tree: &ModuleTree, contents: Contents<'_>) -> Result<Initramfs, Error> {
+    let modules = tree.resolve(contents.modules)?;
     let init = mkinitrd::kernel::find_init(None)?;
     // Nothing here is reproduced later: a fixed mtime is as good as any.
     let mut image = Image::new(0);
     image.add_init(&init)?;
     image.add_modules(&modules)?;
-    let fd = rustix::fs::memfd_create("initramfs", rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|e| Error::Io("create the initramfs in memory".into(), e.into()))?;
-    let file = File::from(fd);
+    if let Some(spec) = contents.run_spec {
+        image.add_bytes(&run_spec_path(), spec, 0o600)?;
+    }
+    let file = memfd()?;
     image.write_to(BufWriter::with_capacity(1 << 20, &file))?;
     Ok(Initramfs {
         file,
         modules: modules.iter().map(|m| m.name.clone()).collect(),
     })
+}
+
+/// A segment for `--initrd IMAGE`, then the image itself.
+///
+/// # Errors
+/// A module is missing, or the image or the memfd cannot be read or
+/// written.
+pub fn build_before(
+    image_path: &Path,
+    tree: &ModuleTree,
+    contents: Contents<'_>,
+) -> Result<Initramfs, Error> {
+    let modules = tree.resolve(contents.modules)?;
+    let mut segment = Image::new(0);
+    segment.add_late_modules(&modules)?;
+    if let Some(spec) = contents.run_spec {
+        segment.add_bytes(&run_spec_path(), spec, 0o600)?;
+    }
+    let mut file = memfd()?;
+    segment.write_to(BufWriter::new(&file))?;
+    let mut image =
+        File::open(image_path).map_err(|e| Error::Image(image_path.to_path_buf(), e))?;
+    io::copy(&mut image, &mut file).map_err(|e| Error::Image(image_path.to_path_buf(), e))?;
+    file.flush()
+        .map_err(|e| Error::Io("write the initramfs".into(), e))?;
+    Ok(Initramfs {
+        file,
+        modules: modules.iter().map(|m| m.name.clone()).collect(),
+    })
+}
+
+fn memfd() -> Result<File, Error> {
+    let fd = rustix::fs::memfd_create("initramfs", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| Error::Io("create the initramfs in memory".into(), e.into()))?;
+    Ok(File::from(fd))
 }
 
 impl Initramfs {

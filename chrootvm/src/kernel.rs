@@ -63,7 +63,7 @@ impl Host {
 /// [`Error::NoKernel`] listing where it looked, [`Error::NoModules`] when
 /// the kernel's module tree is missing, [`Error::KernelMismatch`] when the
 /// image's version differs from the tree's.
-pub fn find(rootfs: &Path, request: Request<'_>, host: &Host) -> Result<Kernel, Error> {
+pub fn find(rootfs: Option<&Path>, request: Request<'_>, host: &Host) -> Result<Kernel, Error> {
     let mut kernel = match request.image {
         Some(image) => given_image(image, rootfs, request, host)?,
         None => discover(rootfs, request.version, host)?,
@@ -80,7 +80,7 @@ pub fn find(rootfs: &Path, request: Request<'_>, host: &Host) -> Result<Kernel, 
 /// image, looked up in the root, then the host.
 fn given_image(
     image: &Path,
-    rootfs: &Path,
+    rootfs: Option<&Path>,
     request: Request<'_>,
     host: &Host,
 ) -> Result<Kernel, Error> {
@@ -109,9 +109,9 @@ fn given_image(
 
 /// The places a module tree for `version` can be: the root's, then the
 /// host's; /usr/lib first, as usr-merged systems keep it there.
-fn module_dirs(rootfs: &Path, host: &Path, version: &str) -> Vec<PathBuf> {
+fn module_dirs(rootfs: Option<&Path>, host: &Path, version: &str) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    for base in [rootfs, host] {
+    for base in rootfs.into_iter().chain([host]) {
         for sub in ["usr/lib/modules", "lib/modules"] {
             dirs.push(base.join(sub).join(version));
         }
@@ -119,9 +119,25 @@ fn module_dirs(rootfs: &Path, host: &Path, version: &str) -> Vec<PathBuf> {
     dirs
 }
 
-/// The SPEC §5 discovery order, restricted to `version` when given.
-fn discover(rootfs: &Path, version: Option<&str>, host: &Host) -> Result<Kernel, Error> {
+/// The SPEC §5 discovery order, restricted to `version` when given. An
+/// image root (`--initrd`) has no directory to look in: the host only.
+fn discover(rootfs: Option<&Path>, version: Option<&str>, host: &Host) -> Result<Kernel, Error> {
     let mut looked = Vec::new();
+    if let Some(rootfs) = rootfs
+        && let Some(kernel) = discover_in_root(rootfs, version, &mut looked)
+    {
+        return Ok(kernel);
+    }
+    discover_on_host(version, host, looked)
+}
+
+/// The root's own kernel: its /usr/lib/modules/VER/vmlinuz (newest first),
+/// then its /boot/vmlinuz-VER.
+fn discover_in_root(
+    rootfs: &Path,
+    version: Option<&str>,
+    looked: &mut Vec<PathBuf>,
+) -> Option<Kernel> {
     let wanted = |v: &str| version.is_none_or(|want| want == v);
 
     // The root's own kernel, the Fedora/usr-merged way.
@@ -130,7 +146,7 @@ fn discover(rootfs: &Path, version: Option<&str>, host: &Host) -> Result<Kernel,
     for v in versions_newest_first(list_dir(&usr_modules)) {
         let image = usr_modules.join(&v).join("vmlinuz");
         if wanted(&v) && image.is_file() {
-            return Ok(Kernel {
+            return Some(Kernel {
                 image,
                 moddir: usr_modules.join(&v),
                 version: Some(v),
@@ -140,15 +156,21 @@ fn discover(rootfs: &Path, version: Option<&str>, host: &Host) -> Result<Kernel,
     }
     // The root's /boot, the Debian way.
     looked.push(rootfs.join("boot/vmlinuz-VER"));
-    if let Some(kernel) = boot_kernel(rootfs, rootfs, &wanted, "the root's /boot") {
-        return Ok(kernel);
-    }
-    // The host's running kernel, or the one asked for.
+    boot_kernel(rootfs, rootfs, &wanted, "the root's /boot")
+}
+
+/// The host's running kernel (or the one asked for), then the newest one
+/// installed.
+fn discover_on_host(
+    version: Option<&str>,
+    host: &Host,
+    mut looked: Vec<PathBuf>,
+) -> Result<Kernel, Error> {
     if let Some(v) = version.or(host.running.as_deref()) {
         let image = host.root.join("boot").join(format!("vmlinuz-{v}"));
         looked.push(image.clone());
         if image.is_file() {
-            let moddir = module_dirs(&host.root, &host.root, v)
+            let moddir = module_dirs(None, &host.root, v)
                 .into_iter()
                 .find(|dir| dir.join("modules.dep").is_file())
                 .ok_or_else(|| Error::NoModules {
@@ -380,7 +402,7 @@ mod tests {
         kernel_at(&hostdir, "boot/vmlinuz-6.0.0", "lib/modules/6.0.0", "6.0.0");
         kernel_at(&hostdir, "boot/vmlinuz-5.0.0", "lib/modules/5.0.0", "5.0.0");
         let h = host(&hostdir, Some("5.0.0"));
-        let found = |h: &Host| find(&rootfs, Request::default(), h).unwrap();
+        let found = |h: &Host| find(Some(&rootfs), Request::default(), h).unwrap();
 
         // The running kernel wins over a newer installed one.
         assert_eq!(found(&h).image, hostdir.join("boot/vmlinuz-5.0.0"));
@@ -410,7 +432,7 @@ mod tests {
         assert_eq!(k.version.as_deref(), Some("3.10.0"));
         // --kver picks a version anywhere in the order.
         let k = find(
-            &rootfs,
+            Some(&rootfs),
             Request {
                 version: Some("6.0.0"),
                 ..Request::default()
@@ -430,7 +452,7 @@ mod tests {
             image: Some(&tmp.path().join("k/bzImage")),
             ..Request::default()
         };
-        let k = find(&rootfs, request, &host(tmp.path(), None)).unwrap();
+        let k = find(Some(&rootfs), request, &host(tmp.path(), None)).unwrap();
         assert_eq!(k.moddir, rootfs.join("lib/modules/6.2.0"));
         assert_eq!(k.version.as_deref(), Some("6.2.0"));
     }
@@ -441,7 +463,7 @@ mod tests {
         let rootfs = tmp.path().join("root");
         fs::create_dir_all(&rootfs).unwrap();
         let err = find(
-            &rootfs,
+            Some(&rootfs),
             Request::default(),
             &host(tmp.path(), Some("6.5.0")),
         )
@@ -464,7 +486,7 @@ mod tests {
         fs::write(tmp.path().join("lib/modules/6.5.0/modules.dep"), "").unwrap();
         fs::write(tmp.path().join("boot/vmlinuz-6.5.0"), bzimage("6.4.0")).unwrap();
         let err = find(
-            &rootfs,
+            Some(&rootfs),
             Request::default(),
             &host(tmp.path(), Some("6.5.0")),
         )

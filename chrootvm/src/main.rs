@@ -1,17 +1,21 @@
 //! chrootvm: boot a directory tree as a virtual machine (SPEC §5).
 //!
-//! `main` parses the command line, runs the VM, prints any error as one
-//! line and maps it to the documented exit status.
+//! `main` parses the command line, runs the VM, and exits with the guest
+//! command's status, or prints chrootvm's own error as one line and exits
+//! with its documented code.
 
 mod accel;
+mod channels;
 mod cli;
 mod error;
 mod initramfs;
+mod job;
 mod kernel;
 mod process;
 mod qemu;
 mod signals;
 mod tempdir;
+mod terminal;
 mod virtiofsd;
 mod vm;
 
@@ -42,15 +46,18 @@ fn main() -> ExitCode {
         Ok(signals) => signals,
         Err(e) => return fail(&Error::Io("install signal handlers".into(), e)),
     };
-    // 3. The VM.
+    // 3. The VM; its command's status is ours.
     match vm::run(&options, &signals) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => fail(&e),
     }
 }
 
 fn fail(error: &Error) -> ExitCode {
-    eprintln!("chrootvm: {error}");
+    // A closed stdout ends us quietly, as SIGPIPE ends a command.
+    if !matches!(error, Error::OutputClosed) {
+        eprintln!("chrootvm: {error}");
+    }
     ExitCode::from(error.exit_code())
 }
 

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::cli::Share;
+use crate::cli::{Share, Writes};
 
 /// The qemu binary for this host (x86-64 only for now: init's runtime is).
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -24,12 +24,42 @@ pub enum Engine {
     Tcg,
 }
 
-/// A virtiofs device: a tag and the vhost-user socket of its daemon.
+/// A shared directory as qemu attaches it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FsDevice {
-    /// The tag the guest mounts.
-    pub tag: String,
-    /// virtiofsd's socket.
+pub enum FsDevice {
+    /// virtiofs: a vhost-user device served by a virtiofsd on `socket`.
+    Virtiofs {
+        /// The tag the guest mounts.
+        tag: String,
+        /// virtiofsd's socket.
+        socket: PathBuf,
+    },
+    /// 9p: served by qemu itself (hosts without virtiofsd).
+    NineP {
+        /// The tag the guest mounts.
+        tag: String,
+        /// The host directory.
+        dir: PathBuf,
+        /// Refuse writes.
+        read_only: bool,
+    },
+}
+
+/// Where the serial console goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// qemu's own stdio: the user's terminal (or whatever stdio is).
+    Stdio,
+    /// A socket chrootvm reads, keeping kernel and init messages apart.
+    Socket(PathBuf),
+}
+
+/// A virtio-serial port connected to a socket chrootvm listens on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// The name the guest finds it by.
+    pub name: String,
+    /// chrootvm's socket.
     pub socket: PathBuf,
 }
 
@@ -50,10 +80,12 @@ pub struct Machine<'a> {
     pub initrd: &'a Path,
     /// The kernel command line.
     pub cmdline: &'a str,
-    /// The root first, then the shares.
+    /// The root first (when shared), then the shares.
     pub filesystems: &'a [FsDevice],
-    /// The socket chrootvm listens on for init's status port.
-    pub status: &'a Path,
+    /// The serial console.
+    pub console: Console,
+    /// The virtio-serial ports (the status port first).
+    pub ports: &'a [Port],
 }
 
 /// qemu's argument vector.
@@ -89,28 +121,64 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
     pair("-initrd", machine.initrd.into());
     pair("-append", machine.cmdline.into());
     for (i, fs) in machine.filesystems.iter().enumerate() {
-        pair("-chardev", chardev_socket(&format!("fs{i}"), &fs.socket));
+        match fs {
+            FsDevice::Virtiofs { tag, socket } => {
+                pair("-chardev", chardev_socket(&format!("fs{i}"), socket));
+                pair(
+                    "-device",
+                    format!("vhost-user-fs-pci,chardev=fs{i},tag={tag}").into(),
+                );
+            }
+            FsDevice::NineP {
+                tag,
+                dir,
+                read_only,
+            } => {
+                // passthrough keeps owners and modes as they are on the host;
+                // it needs root, so others get mapped-xattr.
+                let model = if rustix::process::geteuid().is_root() {
+                    "passthrough"
+                } else {
+                    "mapped-xattr"
+                };
+                let mut fsdev =
+                    OsString::from(format!("local,id=fs{i},security_model={model},path="));
+                fsdev.push(escape_commas(dir));
+                if *read_only {
+                    fsdev.push(",readonly=on");
+                }
+                pair("-fsdev", fsdev);
+                pair(
+                    "-device",
+                    format!("virtio-9p-pci,fsdev=fs{i},mount_tag={tag}").into(),
+                );
+            }
+        }
+    }
+    // The ports, after every other chardev: once qemu connects to the last
+    // of them, it has connected to all virtiofsd sockets too.
+    pair("-device", "virtio-serial-pci,id=ports".into());
+    for (i, port) in machine.ports.iter().enumerate() {
+        pair(
+            "-chardev",
+            chardev_socket(&format!("port{i}"), &port.socket),
+        );
         pair(
             "-device",
-            format!("vhost-user-fs-pci,chardev=fs{i},tag={}", fs.tag).into(),
+            format!(
+                "virtserialport,bus=ports.0,chardev=port{i},name={}",
+                port.name
+            )
+            .into(),
         );
     }
-    // The status port, after every other chardev: once qemu connects here,
-    // it has connected to all virtiofsd sockets too.
-    pair("-device", "virtio-serial-pci,id=ports".into());
-    pair("-chardev", chardev_socket("status", machine.status));
-    pair(
-        "-device",
-        format!(
-            "virtserialport,bus=ports.0,chardev=status,name={}",
-            port_name()
-        )
-        .into(),
-    );
-    // The console on chrootvm's terminal; Ctrl-C goes to the guest. No
-    // default devices, config files, window or monitor.
-    pair("-chardev", "stdio,id=console,signal=off".into());
+    // Ctrl-C on a terminal goes to the guest, not to qemu.
+    match &machine.console {
+        Console::Stdio => pair("-chardev", "stdio,id=console,signal=off".into()),
+        Console::Socket(path) => pair("-chardev", chardev_socket("console", path)),
+    }
     pair("-serial", "chardev:console".into());
+    // No default devices, config files, window or monitor.
     argv.extend(
         [
             "-nodefaults",
@@ -122,10 +190,6 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
         .map(OsString::from),
     );
     argv
-}
-
-fn port_name() -> String {
-    String::from_utf8_lossy(init::status::PORT_NAME).into_owned()
 }
 
 /// `socket,id=ID,path=PATH`, with commas in the path doubled as qemu's
@@ -148,28 +212,65 @@ fn escape_commas(path: &Path) -> OsString {
     OsString::from_vec(out)
 }
 
+/// What goes on the kernel command line.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelArgs<'a> {
+    /// How directories are shared: `virtiofs` or `9p`.
+    pub fstype: &'a str,
+    /// Whether a shared directory is the root; not with `--initrd`, where
+    /// the initramfs stays the root.
+    pub root: bool,
+    /// How the root may be written.
+    pub writes: Writes,
+    /// The shares, mounted at /run/mnt/TAG.
+    pub shares: &'a [Share],
+    /// `--init PATH`.
+    pub handover: Option<&'a str>,
+    /// `--debug`.
+    pub debug: bool,
+    /// `--append`, last.
+    pub append: &'a [String],
+}
+
 /// The kernel command line: console, no reboot loop, the root as osbuild
 /// passes it (`root=rootfs rootfstype=virtiofs ro`), the shares, the
 /// program for PID 1, the status port, verbosity, then the user's additions
 /// (the last occurrence of a key wins).
-pub fn kernel_cmdline(init: &str, shares: &[Share], debug: bool, append: &[String]) -> String {
+pub fn kernel_cmdline(args: &KernelArgs<'_>) -> String {
     let mut words = vec![
         // The serial console; `panic=-1` reboots at once on a panic, and
         // qemu's -no-reboot turns that into an exit.
         "console=ttyS0".to_string(),
         "panic=-1".to_string(),
-        format!("root={ROOT_TAG}"),
-        "rootfstype=virtiofs".to_string(),
-        "ro".to_string(),
     ];
-    for share in shares {
+    if args.root {
+        words.push(format!("root={ROOT_TAG}"));
+        words.push(format!("rootfstype={}", args.fstype));
+        words.push(
+            if args.writes == Writes::Through {
+                "rw"
+            } else {
+                "ro"
+            }
+            .to_string(),
+        );
+        if args.writes == Writes::Discarded {
+            words.push("rootfs.overlay".to_string());
+        }
+    } else if args.fstype != "virtiofs" && !args.shares.is_empty() {
+        // No root, but init mounts the shares with the root's type.
+        words.push(format!("rootfstype={}", args.fstype));
+    }
+    for share in args.shares {
         let key = if share.read_only { "mount-ro" } else { "mount" };
         words.push(format!("{key}={}", share.tag));
     }
-    words.push(format!("init={}", quote(init)));
+    if let Some(init) = args.handover {
+        words.push(format!("init={}", quote(init)));
+    }
     words.push("init.status".to_string());
-    words.push(if debug { "init.debug" } else { "quiet" }.to_string());
-    words.extend(append.iter().cloned());
+    words.push(if args.debug { "init.debug" } else { "quiet" }.to_string());
+    words.extend(args.append.iter().cloned());
     words.join(" ")
 }
 
@@ -186,15 +287,30 @@ fn quote(value: &str) -> String {
 mod tests {
     use super::*;
 
-    fn machine_argv(engine: Engine) -> Vec<String> {
+    fn machine_argv(engine: Engine, console: Console) -> Vec<String> {
         let filesystems = [
-            FsDevice {
+            FsDevice::Virtiofs {
                 tag: "rootfs".into(),
                 socket: "/t/fs0.sock".into(),
             },
-            FsDevice {
+            FsDevice::Virtiofs {
                 tag: "mnt0".into(),
                 socket: "/t/a,b.sock".into(),
+            },
+            FsDevice::NineP {
+                tag: "nine".into(),
+                dir: "/srv/nine".into(),
+                read_only: true,
+            },
+        ];
+        let ports = [
+            Port {
+                name: "init.status".into(),
+                socket: "/t/status.sock".into(),
+            },
+            Port {
+                name: "init.stdout".into(),
+                socket: "/t/stdout.sock".into(),
             },
         ];
         let machine = Machine {
@@ -206,7 +322,8 @@ mod tests {
             initrd: Path::new("/proc/self/fd/5"),
             cmdline: "console=ttyS0",
             filesystems: &filesystems,
-            status: Path::new("/t/status.sock"),
+            console,
+            ports: &ports,
         };
         argv(&machine)
             .iter()
@@ -223,7 +340,7 @@ mod tests {
 
     #[test]
     fn shared_memory_for_vhost_user() {
-        let argv = machine_argv(Engine::Tcg);
+        let argv = machine_argv(Engine::Tcg, Console::Stdio);
         assert_eq!(
             value_of(&argv, "-object"),
             ["memory-backend-memfd,id=mem,size=2G,share=on"]
@@ -233,39 +350,78 @@ mod tests {
 
     #[test]
     fn engines() {
-        let tcg = machine_argv(Engine::Tcg);
+        let tcg = machine_argv(Engine::Tcg, Console::Stdio);
         assert_eq!(value_of(&tcg, "-accel"), ["tcg"]);
-        let kvm = machine_argv(Engine::Kvm);
+        let kvm = machine_argv(Engine::Kvm, Console::Stdio);
         assert_eq!(value_of(&kvm, "-accel"), ["kvm"]);
         assert_eq!(value_of(&kvm, "-cpu"), ["host"]);
     }
 
     #[test]
-    fn one_vhost_user_fs_device_per_share_and_commas_escaped() {
-        let argv = machine_argv(Engine::Tcg);
+    fn one_device_per_share_and_commas_escaped() {
+        let argv = machine_argv(Engine::Tcg, Console::Stdio);
+        let devices = value_of(&argv, "-device");
         assert_eq!(
-            value_of(&argv, "-device")[..2],
+            devices[..3],
             [
                 "vhost-user-fs-pci,chardev=fs0,tag=rootfs",
-                "vhost-user-fs-pci,chardev=fs1,tag=mnt0"
+                "vhost-user-fs-pci,chardev=fs1,tag=mnt0",
+                "virtio-9p-pci,fsdev=fs2,mount_tag=nine"
             ]
+        );
+        let fsdev = value_of(&argv, "-fsdev");
+        assert_eq!(fsdev.len(), 1);
+        assert!(
+            fsdev[0].ends_with(",path=/srv/nine,readonly=on"),
+            "{}",
+            fsdev[0]
         );
         let chardevs = value_of(&argv, "-chardev");
         assert_eq!(chardevs[1], "socket,id=fs1,path=/t/a,,b.sock");
-        // The status chardev comes after every virtiofs one.
-        assert_eq!(chardevs[2], "socket,id=status,path=/t/status.sock");
+    }
+
+    #[test]
+    fn ports_come_after_the_file_systems_status_first() {
+        let argv = machine_argv(Engine::Tcg, Console::Socket("/t/console.sock".into()));
+        let chardevs = value_of(&argv, "-chardev");
+        assert_eq!(
+            chardevs[2..],
+            [
+                "socket,id=port0,path=/t/status.sock",
+                "socket,id=port1,path=/t/stdout.sock",
+                "socket,id=console,path=/t/console.sock"
+            ]
+        );
+        let devices = value_of(&argv, "-device");
+        assert!(devices.contains(&"virtserialport,bus=ports.0,chardev=port0,name=init.status"));
+        assert!(devices.contains(&"virtserialport,bus=ports.0,chardev=port1,name=init.stdout"));
+        assert_eq!(value_of(&argv, "-serial"), ["chardev:console"]);
+    }
+
+    #[test]
+    fn terminal_console_keeps_ctrl_c_for_the_guest() {
+        let argv = machine_argv(Engine::Tcg, Console::Stdio);
+        assert!(value_of(&argv, "-chardev").contains(&"stdio,id=console,signal=off"));
     }
 
     #[test]
     fn never_reboots_and_has_nothing_by_default() {
-        let argv = machine_argv(Engine::Tcg);
+        let argv = machine_argv(Engine::Tcg, Console::Stdio);
         for flag in ["-no-reboot", "-nodefaults", "-no-user-config"] {
             assert!(argv.iter().any(|a| a == flag), "{flag}");
         }
-        assert!(
-            value_of(&argv, "-device")
-                .contains(&"virtserialport,bus=ports.0,chardev=status,name=init.status")
-        );
+    }
+
+    fn args<'a>(shares: &'a [Share], writes: Writes, handover: Option<&'a str>) -> KernelArgs<'a> {
+        KernelArgs {
+            fstype: "virtiofs",
+            root: true,
+            writes,
+            shares,
+            handover,
+            debug: false,
+            append: &[],
+        }
     }
 
     #[test]
@@ -282,7 +438,11 @@ mod tests {
                 read_only: true,
             },
         ];
-        let line = kernel_cmdline("/run/mnt/mnt0/vm.py", &shares, false, &["x=1".into()]);
+        let append = ["x=1".to_string()];
+        let line = kernel_cmdline(&KernelArgs {
+            append: &append,
+            ..args(&shares, Writes::None, Some("/run/mnt/mnt0/vm.py"))
+        });
         assert_eq!(
             line,
             "console=ttyS0 panic=-1 root=rootfs rootfstype=virtiofs ro mount=mnt0 mount-ro=ro init=/run/mnt/mnt0/vm.py init.status quiet x=1"
@@ -295,8 +455,50 @@ mod tests {
     }
 
     #[test]
+    fn writes_and_roots() {
+        let line = |writes| kernel_cmdline(&args(&[], writes, None));
+        assert!(line(Writes::None).contains(" ro "));
+        assert!(line(Writes::Through).contains(" rw "));
+        let overlay = init::cmdline::Cmdline::parse(line(Writes::Discarded).as_bytes()).overlay;
+        assert!(overlay);
+        let nine = kernel_cmdline(&KernelArgs {
+            fstype: "9p",
+            ..args(&[], Writes::None, None)
+        });
+        assert_eq!(
+            init::cmdline::Cmdline::parse(nine.as_bytes()).root(),
+            init::cmdline::Root::NineP(b"rootfs")
+        );
+        let image = kernel_cmdline(&KernelArgs {
+            root: false,
+            ..args(&[], Writes::None, None)
+        });
+        assert_eq!(
+            init::cmdline::Cmdline::parse(image.as_bytes()).root(),
+            init::cmdline::Root::Initramfs
+        );
+        assert!(!image.contains("init="));
+        let share = [Share {
+            tag: "s".into(),
+            path: "/s".into(),
+            read_only: false,
+        }];
+        let image_9p = kernel_cmdline(&KernelArgs {
+            root: false,
+            fstype: "9p",
+            ..args(&share, Writes::None, None)
+        });
+        let parsed = init::cmdline::Cmdline::parse(image_9p.as_bytes());
+        assert_eq!(parsed.root(), init::cmdline::Root::Initramfs);
+        assert_eq!(parsed.rootfstype, Some(&b"9p"[..]));
+    }
+
+    #[test]
     fn debug_and_quoting() {
-        let line = kernel_cmdline("/my init", &[], true, &[]);
+        let line = kernel_cmdline(&KernelArgs {
+            debug: true,
+            ..args(&[], Writes::None, Some("/my init"))
+        });
         assert!(
             line.contains("init=\"/my init\" init.status init.debug"),
             "{line}"

@@ -1,6 +1,8 @@
-//! virtiofsd: finding it, telling the Rust daemon from the legacy C one by
-//! its `--help`, building its command line as data, and starting one per
-//! shared directory with its socket awaited under a deadline.
+//! How directories are shared with the guest. virtiofsd: finding it,
+//! telling the Rust daemon from the legacy C one by its `--help`, building
+//! its command line as data, and starting one per shared directory with its
+//! socket awaited under a deadline. Without any virtiofsd, qemu's own 9p,
+//! when the kernel has it.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -54,25 +56,69 @@ pub struct Export<'a> {
     pub read_only: bool,
 }
 
-impl Virtiofsd {
-    /// Finds virtiofsd: $VIRTIOFSD, PATH, then [`KNOWN_PATHS`].
+/// How shared directories reach the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// virtiofs, one virtiofsd per directory.
+    Virtiofs(Virtiofsd),
+    /// 9p, served by qemu.
+    NineP,
+}
+
+/// The 9p modules a guest needs to mount a 9p share over virtio.
+pub const NINEP_MODULES: &[&str] = &["9pnet_virtio", "9p"];
+
+impl Transport {
+    /// virtiofsd when there is one, else 9p when `kernel_has_9p`.
     ///
     /// # Errors
-    /// [`Error::NoVirtiofsd`] listing the places tried.
-    pub fn find() -> Result<Virtiofsd, Error> {
-        let candidates = std::env::var_os("VIRTIOFSD")
-            .map(PathBuf::from)
+    /// [`Error::NoVirtiofsd`] when neither works, naming what to install;
+    /// [`Error::BadVirtiofsd`] when $VIRTIOFSD names something else.
+    pub fn choose(kernel_has_9p: bool) -> Result<Transport, Error> {
+        match Virtiofsd::find()? {
+            Some(daemon) => Ok(Transport::Virtiofs(daemon)),
+            None if kernel_has_9p => Ok(Transport::NineP),
+            None => Err(Error::NoVirtiofsd(KNOWN_PATHS.map(PathBuf::from).to_vec())),
+        }
+    }
+
+    /// The file system type init mounts (`rootfstype=`).
+    pub fn fstype(&self) -> &'static str {
+        match self {
+            Transport::Virtiofs(_) => "virtiofs",
+            Transport::NineP => "9p",
+        }
+    }
+}
+
+impl Virtiofsd {
+    /// Finds virtiofsd: $VIRTIOFSD when set (only it; empty for none), else
+    /// PATH, then [`KNOWN_PATHS`]. `None` when there is none.
+    ///
+    /// # Errors
+    /// [`Error::BadVirtiofsd`] when $VIRTIOFSD is not a virtiofsd.
+    pub fn find() -> Result<Option<Virtiofsd>, Error> {
+        if let Some(chosen) = std::env::var_os("VIRTIOFSD") {
+            if chosen.is_empty() {
+                return Ok(None);
+            }
+            let path = PathBuf::from(chosen);
+            return match is_executable(&path).then(|| probe(&path)).flatten() {
+                Some(flavor) => Ok(Some(Virtiofsd { path, flavor })),
+                None => Err(Error::BadVirtiofsd(path)),
+            };
+        }
+        let candidates = find_program("virtiofsd")
             .into_iter()
-            .chain(find_program("virtiofsd"))
             .chain(KNOWN_PATHS.map(PathBuf::from));
         for path in candidates {
             if is_executable(&path)
                 && let Some(flavor) = probe(&path)
             {
-                return Ok(Virtiofsd { path, flavor });
+                return Ok(Some(Virtiofsd { path, flavor }));
             }
         }
-        Err(Error::NoVirtiofsd(KNOWN_PATHS.map(PathBuf::from).to_vec()))
+        Ok(None)
     }
 
     /// The daemon's command line for one export.

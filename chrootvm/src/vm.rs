@@ -1,45 +1,59 @@
-//! One VM from start to end: kernel, engine, initramfs, one virtiofsd per
-//! share, qemu, then an event loop over qemu's exit, init's status port,
-//! stop signals and the timeout. Every helper is dropped (killed and
-//! reaped) and the temp directory removed on every way out.
+//! One VM from start to end: root, kernel, engine, how directories are
+//! shared, what PID 1 does, the initramfs, one virtiofsd per share, the
+//! channels, qemu, then an event loop over qemu's exit, stop signals, the
+//! timeout and the channels. Every helper is dropped (killed and reaped),
+//! the temp directory removed and the terminal restored on every way out.
 
-use std::io::{self, Read};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use init::status::Status;
+use mkinitrd::kmod::ModuleTree;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::fd::OwnedFd;
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 use crate::accel;
-use crate::cli::Options;
+use crate::channels::{Channels, Event, Kind, Slot};
+use crate::cli::{Job, Options, Root, Writes};
 use crate::error::Error;
-use crate::initramfs;
+use crate::initramfs::{self, Contents};
+use crate::job;
 use crate::kernel::{self, Host, Request};
 use crate::process::{Helper, Streams, find_program};
-use crate::qemu::{self, FsDevice, Machine, QEMU, QEMU_PACKAGE, ROOT_TAG};
+use crate::qemu::{
+    self, Console, FsDevice, KernelArgs, Machine, Port, QEMU, QEMU_PACKAGE, ROOT_TAG,
+};
 use crate::signals::Signals;
 use crate::tempdir::TempDir;
-use crate::virtiofsd::{Export, Virtiofsd};
+use crate::terminal::Terminal;
+use crate::virtiofsd::{Export, NINEP_MODULES, Transport};
 
-/// Boots the VM and waits for its end.
+/// The module that gives init its status and stdio ports.
+const PORT_MODULE: &str = "virtio_console";
+
+/// Boots the VM, waits for its end and returns chrootvm's exit status.
 ///
 /// # Errors
-/// Any step's failure; [`Error::NotBooted`] when init did not hand over.
-pub fn run(options: &Options, signals: &Signals) -> Result<(), Error> {
-    let rootfs = check_dir(&options.rootfs)?;
+/// Any step's failure; [`Error::NotBooted`] when the guest ended without
+/// reaching its system or reporting the command's status.
+pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     let debug = options.debug;
 
-    // 1. The kernel and the module tree that matches it.
+    // 1. The root: a directory to share, or an image that stays the root.
+    let (rootfs, image) = match &options.root {
+        Root::Dir(dir) => (Some(check_dir(dir)?), None),
+        Root::Image(image) => (None, Some(check_file(image)?)),
+    };
+
+    // 2. The kernel and the module tree that matches it.
     let request = Request {
         image: options.kernel.as_deref(),
         version: options.kver.as_deref(),
         moddir: options.moddir.as_deref(),
     };
-    let kernel = kernel::find(&rootfs, request, &Host::current())?;
+    let kernel = kernel::find(rootfs.as_deref(), request, &Host::current())?;
     if debug {
         eprintln!(
             "chrootvm: kernel {} ({}), modules {}, from {}",
@@ -49,8 +63,9 @@ pub fn run(options: &Options, signals: &Signals) -> Result<(), Error> {
             kernel.source
         );
     }
+    let tree = ModuleTree::open(&kernel.moddir)?;
 
-    // 2. qemu, and whether KVM works here.
+    // 3. qemu, and whether KVM works here.
     let qemu_path = find_program(QEMU).ok_or(Error::NotInstalled {
         program: QEMU.into(),
         package: QEMU_PACKAGE,
@@ -59,8 +74,46 @@ pub fn run(options: &Options, signals: &Signals) -> Result<(), Error> {
         TempDir::create("vm").map_err(|e| Error::Io("create a temp directory".into(), e))?;
     let engine = accel::choose(options.accel, &qemu_path, scratch.path(), debug)?;
 
-    // 3. The initramfs, in memory.
-    let initrd = initramfs::build(&kernel)?;
+    // 4. How directories reach the guest: virtiofsd, else qemu's 9p.
+    let dirs = shared_dirs(rootfs.as_deref(), options)?;
+    let transport = if dirs.is_empty() {
+        None
+    } else {
+        let has_9p = NINEP_MODULES
+            .iter()
+            .all(|m| tree.get(m).is_some() || tree.is_builtin(m));
+        Some(Transport::choose(has_9p)?)
+    };
+    if debug && let Some(transport) = &transport {
+        eprintln!("chrootvm: sharing directories over {}", transport.fstype());
+    }
+
+    // 5. What PID 1 does; a command runs on the terminal when chrootvm
+    // has one, else on ports whose output is relayed byte for byte.
+    let (handover, run_spec, terminal) = match &options.job {
+        Job::Handover(init) => (Some(init.as_str()), None, None),
+        Job::Command(command) => {
+            let terminal = Terminal::attach();
+            let size = terminal.as_ref().and_then(Terminal::size);
+            (
+                None,
+                Some(job::run_spec(command, terminal.is_some(), size)),
+                terminal,
+            )
+        }
+    };
+    let pipes = run_spec.is_some() && terminal.is_none();
+
+    // 6. The initramfs, in memory.
+    let modules = module_names(transport.as_ref(), options.writes, rootfs.is_some());
+    let contents = Contents {
+        modules: &modules,
+        run_spec,
+    };
+    let initrd = match &image {
+        None => initramfs::build(&tree, contents)?,
+        Some(image) => initramfs::build_before(image, &tree, contents)?,
+    };
     if debug {
         eprintln!(
             "chrootvm: initramfs with modules {}",
@@ -68,38 +121,64 @@ pub fn run(options: &Options, signals: &Signals) -> Result<(), Error> {
         );
     }
 
-    // 4. One virtiofsd per shared directory, each socket awaited.
-    let virtiofsd = Virtiofsd::find()?;
-    let mut shares = vec![(ROOT_TAG.to_string(), rootfs.clone(), true)];
-    for share in &options.shares {
-        shares.push((share.tag.clone(), check_dir(&share.path)?, share.read_only));
-    }
+    // 7. The shared directories: a virtiofsd each (socket awaited), or 9p.
     let mut daemons = Vec::new();
     let mut filesystems = Vec::new();
-    for (i, (tag, dir, read_only)) in shares.iter().enumerate() {
-        let socket = scratch.path().join(format!("fs{i}.sock"));
-        let export = Export {
-            dir,
-            socket: &socket,
-            read_only: *read_only,
-        };
-        daemons.push(virtiofsd.start(&export, debug)?);
-        filesystems.push(FsDevice {
-            tag: tag.clone(),
-            socket,
-        });
+    for (i, (tag, dir, read_only)) in dirs.iter().enumerate() {
+        match &transport {
+            Some(Transport::Virtiofs(virtiofsd)) => {
+                let socket = scratch.path().join(format!("fs{i}.sock"));
+                let export = Export {
+                    dir,
+                    socket: &socket,
+                    read_only: *read_only,
+                };
+                daemons.push(virtiofsd.start(&export, debug)?);
+                filesystems.push(FsDevice::Virtiofs {
+                    tag: tag.clone(),
+                    socket,
+                });
+            }
+            _ => filesystems.push(FsDevice::NineP {
+                tag: tag.clone(),
+                dir: dir.clone(),
+                read_only: *read_only,
+            }),
+        }
     }
 
-    // 5. The status port's socket; qemu connects to it.
-    let status_path = scratch.path().join("status.sock");
-    let listener = UnixListener::bind(&status_path)
-        .map_err(|e| Error::Io(format!("listen on {}", status_path.display()), e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Io("set up the status socket".into(), e))?;
+    // 8. The channels qemu connects to.
+    let mut kinds = vec![Kind::Status];
+    if pipes {
+        kinds.extend([Kind::Stdin, Kind::Stdout, Kind::Stderr, Kind::Console]);
+    }
+    let mut channels = Channels::listen(scratch.path(), &kinds, debug)?;
+    let ports: Vec<Port> = kinds
+        .iter()
+        .filter_map(|&kind| {
+            let name = kind.port_name()?;
+            Some(Port {
+                name: String::from_utf8_lossy(name).into_owned(),
+                socket: Channels::socket(scratch.path(), kind),
+            })
+        })
+        .collect();
+    let console = if pipes {
+        Console::Socket(Channels::socket(scratch.path(), Kind::Console))
+    } else {
+        Console::Stdio
+    };
 
-    // 6. qemu.
-    let cmdline = qemu::kernel_cmdline(&options.init, &options.shares, debug, &options.append);
+    // 9. qemu.
+    let cmdline = qemu::kernel_cmdline(&KernelArgs {
+        fstype: transport.as_ref().map_or("virtiofs", Transport::fstype),
+        root: rootfs.is_some(),
+        writes: options.writes,
+        shares: &options.shares,
+        handover,
+        debug,
+        append: &options.append,
+    });
     let initrd_path = initrd.pass_to_child()?;
     let machine = Machine {
         qemu: &qemu_path,
@@ -110,25 +189,85 @@ pub fn run(options: &Options, signals: &Signals) -> Result<(), Error> {
         initrd: &initrd_path,
         cmdline: &cmdline,
         filesystems: &filesystems,
-        status: &status_path,
+        console,
+        ports: &ports,
     };
     let argv = qemu::argv(&machine);
     if debug {
         eprintln!("chrootvm: running {}", crate::shell_words(&argv));
     }
-    let mut vm = Helper::spawn(&argv, Streams::inherit())?;
+    // With the console on a socket, qemu gets neither our stdin (chrootvm
+    // relays it) nor our stdout (which is the command's alone).
+    let streams = if pipes {
+        Streams {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr: Stdio::inherit(),
+        }
+    } else {
+        Streams::inherit()
+    };
+    let mut vm = Helper::spawn(&argv, streams)?;
     drop(initrd);
 
-    // 7. Wait for the end.
+    // 10. Wait for the end.
     let deadline = options.timeout.map(|limit| (Instant::now() + limit, limit));
-    let end = wait(&mut vm, listener, signals, deadline, &mut scratch);
+    let end = wait(&mut vm, &mut channels, signals, deadline, &mut scratch);
     drop(vm);
     drop(daemons);
-    let (exit, status) = end?;
+    drop(terminal);
+    let exit = end?;
     if debug {
-        eprintln!("chrootvm: qemu exited ({exit}); init's last status: {status:?}");
+        match &channels.last_status {
+            Some(status) => {
+                eprint!("chrootvm: qemu exited ({exit}); init's last status line: {status}")
+            }
+            None => eprintln!("chrootvm: qemu exited ({exit}); init reported no status"),
+        }
     }
-    outcome(exit, status)
+    let outcome = outcome(&options.job, exit, channels.last_status);
+    if outcome.is_err() && pipes && !debug {
+        // What the console said is the story of the failure.
+        let _ = io::stderr().write_all(channels.console_tail());
+    }
+    outcome
+}
+
+/// The directories to share as (tag, path, read-only): the root first,
+/// then `--mount`/`--mount-ro`.
+fn shared_dirs(
+    rootfs: Option<&Path>,
+    options: &Options,
+) -> Result<Vec<(String, PathBuf, bool)>, Error> {
+    let mut dirs = Vec::new();
+    if let Some(rootfs) = rootfs {
+        // An overlay's lower layer stays read-only: writes go to tmpfs.
+        dirs.push((
+            ROOT_TAG.to_string(),
+            rootfs.to_path_buf(),
+            options.writes != Writes::Through,
+        ));
+    }
+    for share in &options.shares {
+        dirs.push((share.tag.clone(), check_dir(&share.path)?, share.read_only));
+    }
+    Ok(dirs)
+}
+
+/// The modules the guest needs: the share transport's, the port driver,
+/// overlayfs for `--overlay`.
+fn module_names(transport: Option<&Transport>, writes: Writes, rootfs: bool) -> Vec<&'static str> {
+    let mut names: Vec<&str> = vec!["virtio_pci"];
+    match transport {
+        Some(Transport::Virtiofs(_)) => names.extend(mkinitrd::kernel::DEFAULT_MODULES),
+        Some(Transport::NineP) => names.extend(NINEP_MODULES),
+        None => {}
+    }
+    names.push(PORT_MODULE);
+    if rootfs && writes == Writes::Discarded {
+        names.push("overlay");
+    }
+    names
 }
 
 /// The ROOTFS or a share: an existing directory, made absolute.
@@ -145,37 +284,55 @@ fn check_dir(path: &Path) -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
-/// What the VM's end means for chrootvm.
-fn outcome(exit: ExitStatus, status: Option<Status>) -> Result<(), Error> {
-    match status {
-        Some(Status::Handover) => Ok(()),
-        Some(Status::Exit(_)) => Ok(()),
-        Some(Status::Fatal) => Err(Error::NotBooted("init failed (its error is above)".into())),
-        None if exit.success() => Err(Error::NotBooted(
-            "the guest powered off before init reported (see the console output above)".into(),
+/// The `--initrd` image: a readable file.
+fn check_file(path: &Path) -> Result<PathBuf, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::Image(path.to_path_buf(), e))?;
+    if !meta.is_file() {
+        return Err(Error::Image(
+            path.to_path_buf(),
+            io::Error::from_raw_os_error(rustix::io::Errno::INVAL.raw_os_error()),
+        ));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// chrootvm's exit status for how the VM ended.
+fn outcome(job: &Job, exit: ExitStatus, status: Option<Status>) -> Result<u8, Error> {
+    match (job, status) {
+        (_, Some(Status::Exit { code, .. })) => Ok(code),
+        (Job::Handover(_), Some(Status::Handover)) => Ok(0),
+        (_, Some(Status::Fatal)) => {
+            Err(Error::NotBooted("init failed (its error is above)".into()))
+        }
+        (Job::Command(_), Some(Status::Handover)) | (_, None) if !exit.success() => {
+            Err(Error::NotBooted(format!("qemu failed ({exit})")))
+        }
+        (Job::Command(_), _) => Err(Error::NotBooted(
+            "the guest powered off before the command reported its status".into(),
         )),
-        None => Err(Error::NotBooted(format!("qemu failed ({exit})"))),
+        (Job::Handover(_), _) => Err(Error::NotBooted(
+            "the guest powered off before init handed over (see the console output above)".into(),
+        )),
     }
 }
 
-/// The event loop: returns qemu's exit status and the last status line
-/// init sent, or the timeout or signal that ended the wait.
+/// The event loop: returns qemu's exit status, or the timeout, signal or
+/// closed stdout that ended the wait.
 fn wait(
     vm: &mut Helper,
-    listener: UnixListener,
+    channels: &mut Channels,
     signals: &Signals,
     deadline: Option<(Instant, Duration)>,
     scratch: &mut TempDir,
-) -> Result<(ExitStatus, Option<Status>), Error> {
-    let pid = Pid::from_child(vm.child());
-    let vm_exit = pidfd_open(pid, PidfdFlags::empty())
+) -> Result<ExitStatus, Error> {
+    let vm_exit = pidfd_open(Pid::from_child(vm.child()), PidfdFlags::empty())
         .map_err(|e| Error::Io("watch qemu".into(), e.into()))?;
-    let mut listener = Some(listener);
-    let mut port = StatusPort::default();
     loop {
         if let Some(exit) = vm.try_wait() {
-            port.drain();
-            return Ok((exit, port.last));
+            return match channels.drain()? {
+                Event::OutputClosed => Err(Error::OutputClosed),
+                _ => Ok(exit),
+            };
         }
         let timeout = match deadline {
             Some((at, limit)) => {
@@ -183,97 +340,45 @@ fn wait(
                 if left.is_zero() {
                     return Err(Error::Timeout(limit));
                 }
-                Some(left)
+                Some(Timespec {
+                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                })
             }
             None => None,
         };
-        poll_once(
-            &vm_exit,
-            signals,
-            listener.as_ref(),
-            port.stream.as_ref(),
-            timeout,
-        )?;
+        let ready: Vec<Slot> = {
+            let fds = channels.poll_fds();
+            let mut polled = vec![
+                PollFd::new(&vm_exit, PollFlags::IN),
+                PollFd::from_borrowed_fd(signals.fd(), PollFlags::IN),
+            ];
+            polled.extend(
+                fds.iter()
+                    .map(|(fd, flags, _)| PollFd::from_borrowed_fd(*fd, *flags)),
+            );
+            match poll(&mut polled, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Error::Io("wait for the VM".into(), e.into())),
+            }
+            fds.iter()
+                .zip(&polled[2..])
+                .filter(|(_, p)| !p.revents().is_empty())
+                .map(|(f, _)| f.2)
+                .collect()
+        };
         if let Some(signal) = signals.caught() {
             return Err(Error::Signal(signal));
         }
-        if let Some(accepted) = listener.as_ref().and_then(|l| l.accept().ok()) {
-            // qemu connects here after every other socket: nothing in the
-            // temp directory is needed any more, so it goes now, and even
-            // a SIGKILLed chrootvm leaves nothing behind.
-            listener = None;
-            scratch.remove();
-            let _ = accepted.0.set_nonblocking(true);
-            port.stream = Some(accepted.0);
-        }
-        port.read_available();
-    }
-}
-
-/// Waits until one of the fds is readable or the timeout passes.
-fn poll_once(
-    vm_exit: &OwnedFd,
-    signals: &Signals,
-    listener: Option<&UnixListener>,
-    port: Option<&UnixStream>,
-    timeout: Option<Duration>,
-) -> Result<(), Error> {
-    let mut fds = vec![
-        PollFd::new(vm_exit, PollFlags::IN),
-        PollFd::from_borrowed_fd(signals.fd(), PollFlags::IN),
-    ];
-    if let Some(listener) = listener {
-        fds.push(PollFd::new(listener, PollFlags::IN));
-    }
-    if let Some(port) = port {
-        fds.push(PollFd::new(port, PollFlags::IN));
-    }
-    let timeout = timeout.map(|t| Timespec {
-        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: i64::from(t.subsec_nanos()),
-    });
-    match poll(&mut fds, timeout.as_ref()) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
-        Err(e) => Err(Error::Io("wait for the VM".into(), e.into())),
-    }
-}
-
-/// init's status port, read line by line; the last valid line counts.
-#[derive(Default)]
-struct StatusPort {
-    stream: Option<UnixStream>,
-    pending: Vec<u8>,
-    last: Option<Status>,
-}
-
-impl StatusPort {
-    /// Reads what is there without blocking.
-    fn read_available(&mut self) {
-        let Some(stream) = self.stream.as_mut() else {
-            return;
-        };
-        let mut buf = [0u8; 256];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => {
-                    self.stream = None;
-                    break;
-                }
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+        for slot in ready {
+            match channels.handle(slot)? {
+                // qemu has connected to its last socket: nothing in the temp
+                // directory is needed any more, so it goes now, and even a
+                // SIGKILLed chrootvm leaves nothing behind.
+                Event::AllConnected => scratch.remove(),
+                Event::OutputClosed => return Err(Error::OutputClosed),
+                Event::None => {}
             }
         }
-        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            if let Some(status) = Status::parse(&line[..end]) {
-                self.last = Some(status);
-            }
-        }
-    }
-
-    /// Reads the rest after qemu exited (its end of the socket is closed).
-    fn drain(&mut self) {
-        self.read_available();
     }
 }

@@ -1,0 +1,515 @@
+//! The host end of the guest's channels (SPEC §3.4): the status port, the
+//! command's stdin, stdout and stderr ports, and the serial console when it
+//! is not the terminal. qemu connects to a socket chrootvm listens on for
+//! each; the event loop (vm.rs) polls them through [`Channels`].
+//!
+//! stdout and stderr are copied byte for byte to chrootvm's own, counted;
+//! when init reports `exit N OUT ERR`, the answer `ok` goes back only once
+//! OUT and ERR bytes have arrived, so nothing queued in qemu is lost at
+//! power-off. stdin is copied to the guest without ever blocking the loop,
+//! and its end becomes a half-close the guest reads as EOF. The console is
+//! kept (its tail) to show when the VM fails, or shown live with --debug.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use init::status::{self, Status};
+use rustix::event::PollFlags;
+
+use crate::error::Error;
+
+/// The console tail kept to show when the VM fails.
+const CONSOLE_KEEP: usize = 256 * 1024;
+/// Largest read from any channel at once.
+const CHUNK: usize = 64 * 1024;
+
+/// What a channel carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// init's status lines, and chrootvm's `ok`.
+    Status,
+    /// The command's stdin.
+    Stdin,
+    /// The command's stdout.
+    Stdout,
+    /// The command's stderr.
+    Stderr,
+    /// The serial console.
+    Console,
+}
+
+impl Kind {
+    /// The virtio port name init looks for (the console is no port).
+    pub fn port_name(self) -> Option<&'static [u8]> {
+        match self {
+            Kind::Status => Some(status::PORT_NAME),
+            Kind::Stdin => Some(status::STDIN_PORT),
+            Kind::Stdout => Some(status::STDOUT_PORT),
+            Kind::Stderr => Some(status::STDERR_PORT),
+            Kind::Console => None,
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Kind::Status => "status.sock",
+            Kind::Stdin => "stdin.sock",
+            Kind::Stdout => "stdout.sock",
+            Kind::Stderr => "stderr.sock",
+            Kind::Console => "console.sock",
+        }
+    }
+}
+
+/// Something the loop must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Nothing to do.
+    None,
+    /// Every socket is connected: the temp directory can go.
+    AllConnected,
+    /// chrootvm's stdout was closed (a reader like `head` went away).
+    OutputClosed,
+}
+
+/// One channel: its listener until qemu connects, then the connection.
+struct Channel {
+    kind: Kind,
+    listener: Option<UnixListener>,
+    stream: Option<UnixStream>,
+}
+
+/// What one read from a channel found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Got {
+    /// Some bytes, passed on.
+    Data,
+    /// Nothing now (or EOF, or an error that ends the channel).
+    Nothing,
+    /// chrootvm's stdout is gone.
+    OutputClosed,
+}
+
+/// What one poll slot belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// A channel's listener.
+    Listener(usize),
+    /// A channel's connection, for reading (or for writing stdin).
+    Stream(usize),
+    /// chrootvm's own stdin.
+    HostStdin,
+}
+
+/// All channels of one VM.
+pub struct Channels {
+    channels: Vec<Channel>,
+    live_console: bool,
+    /// The console's tail.
+    console: Vec<u8>,
+    status_line: Vec<u8>,
+    /// The last valid status line.
+    pub last_status: Option<Status>,
+    acked: bool,
+    stdout_bytes: u64,
+    stderr_bytes: u64,
+    stdin_pending: Vec<u8>,
+    host_stdin_open: bool,
+    stdin_closed: bool,
+    connected: bool,
+}
+
+impl Channels {
+    /// Listens on one socket per kind in `dir`.
+    ///
+    /// # Errors
+    /// A socket cannot be created.
+    pub fn listen(dir: &Path, kinds: &[Kind], live_console: bool) -> Result<Channels, Error> {
+        let mut channels = Vec::new();
+        for &kind in kinds {
+            let path = dir.join(kind.file_name());
+            let listener = UnixListener::bind(&path)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| Error::Io(format!("listen on {}", path.display()), e))?;
+            channels.push(Channel {
+                kind,
+                listener: Some(listener),
+                stream: None,
+            });
+        }
+        Ok(Channels {
+            channels,
+            live_console,
+            console: Vec::new(),
+            status_line: Vec::new(),
+            last_status: None,
+            acked: false,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            stdin_pending: Vec::new(),
+            host_stdin_open: true,
+            stdin_closed: false,
+            connected: false,
+        })
+    }
+
+    /// The socket path of a kind, for qemu's command line.
+    pub fn socket(dir: &Path, kind: Kind) -> PathBuf {
+        dir.join(kind.file_name())
+    }
+
+    /// The fds to poll now, with what each belongs to.
+    pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags, Slot)> {
+        let mut fds = Vec::new();
+        for (i, channel) in self.channels.iter().enumerate() {
+            if let Some(listener) = &channel.listener {
+                fds.push((listener.as_fd(), PollFlags::IN, Slot::Listener(i)));
+            }
+            let Some(stream) = &channel.stream else {
+                continue;
+            };
+            match channel.kind {
+                Kind::Stdin if !self.stdin_pending.is_empty() => {
+                    fds.push((stream.as_fd(), PollFlags::OUT, Slot::Stream(i)))
+                }
+                Kind::Stdin => {
+                    if self.host_stdin_open {
+                        fds.push((rustix::stdio::stdin(), PollFlags::IN, Slot::HostStdin));
+                    }
+                }
+                _ => fds.push((stream.as_fd(), PollFlags::IN, Slot::Stream(i))),
+            }
+        }
+        fds
+    }
+
+    /// Handles a ready slot.
+    ///
+    /// # Errors
+    /// Writing to the status port failed.
+    pub fn handle(&mut self, slot: Slot) -> Result<Event, Error> {
+        match slot {
+            Slot::Listener(i) => return Ok(self.accept(i)),
+            Slot::HostStdin => self.read_host_stdin(),
+            Slot::Stream(i) => match self.channels[i].kind {
+                Kind::Stdin => self.write_stdin(i),
+                _ => {
+                    if self.read_stream(i)? == Got::OutputClosed {
+                        return Ok(Event::OutputClosed);
+                    }
+                }
+            },
+        }
+        self.answer_exit()?;
+        Ok(Event::None)
+    }
+
+    /// Reads what is left on every connection after qemu exited (their
+    /// peers are closed, so reads end at EOF).
+    ///
+    /// # Errors
+    /// As [`Channels::handle`].
+    pub fn drain(&mut self) -> Result<Event, Error> {
+        for i in 0..self.channels.len() {
+            if self.channels[i].kind == Kind::Stdin {
+                continue;
+            }
+            loop {
+                match self.read_stream(i)? {
+                    Got::Data => {}
+                    Got::OutputClosed => return Ok(Event::OutputClosed),
+                    // qemu is gone: nothing more will come.
+                    Got::Nothing => break,
+                }
+            }
+        }
+        Ok(Event::None)
+    }
+
+    /// The console output kept for a failure report.
+    pub fn console_tail(&self) -> &[u8] {
+        &self.console
+    }
+
+    fn accept(&mut self, i: usize) -> Event {
+        let channel = &mut self.channels[i];
+        let Some(listener) = &channel.listener else {
+            return Event::None;
+        };
+        let Ok((stream, _)) = listener.accept() else {
+            return Event::None;
+        };
+        let _ = stream.set_nonblocking(true);
+        channel.stream = Some(stream);
+        channel.listener = None;
+        if channel.kind == Kind::Stdin && !self.host_stdin_open {
+            self.close_stdin(i);
+        }
+        if !self.connected && self.channels.iter().all(|c| c.listener.is_none()) {
+            self.connected = true;
+            return Event::AllConnected;
+        }
+        Event::None
+    }
+
+    /// Reads one chunk from a guest-to-host channel and passes it on.
+    fn read_stream(&mut self, i: usize) -> Result<Got, Error> {
+        let kind = self.channels[i].kind;
+        let Some(stream) = self.channels[i].stream.as_mut() else {
+            return Ok(Got::Nothing);
+        };
+        let mut buf = vec![0u8; CHUNK];
+        let n = match stream.read(&mut buf) {
+            Ok(0) => {
+                self.channels[i].stream = None;
+                return Ok(Got::Nothing);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Got::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Got::Nothing),
+            Err(_) => {
+                self.channels[i].stream = None;
+                return Ok(Got::Nothing);
+            }
+        };
+        let data = &buf[..n];
+        match kind {
+            Kind::Stdout => {
+                self.stdout_bytes += n as u64;
+                let mut out = io::stdout().lock();
+                if let Err(e) = out.write_all(data).and_then(|()| out.flush()) {
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        return Ok(Got::OutputClosed);
+                    }
+                    return Err(Error::Io("write to stdout".into(), e));
+                }
+            }
+            Kind::Stderr => {
+                self.stderr_bytes += n as u64;
+                let _ = io::stderr().lock().write_all(data);
+            }
+            Kind::Console => {
+                if self.live_console {
+                    let _ = io::stderr().lock().write_all(data);
+                }
+                self.console.extend_from_slice(data);
+                if self.console.len() > CONSOLE_KEEP {
+                    let cut = self.console.len() - CONSOLE_KEEP;
+                    self.console.drain(..cut);
+                }
+            }
+            Kind::Status => self.read_status(data),
+            Kind::Stdin => {}
+        }
+        Ok(Got::Data)
+    }
+
+    fn read_status(&mut self, data: &[u8]) {
+        self.status_line.extend_from_slice(data);
+        while let Some(end) = self.status_line.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.status_line.drain(..=end).collect();
+            if let Some(status) = Status::parse(&line[..end]) {
+                self.last_status = Some(status);
+            }
+        }
+    }
+
+    /// Answers `exit N OUT ERR` with `ok` once OUT and ERR bytes are here.
+    fn answer_exit(&mut self) -> Result<(), Error> {
+        let Some(Status::Exit { stdout, stderr, .. }) = self.last_status else {
+            return Ok(());
+        };
+        if self.acked || self.stdout_bytes < stdout || self.stderr_bytes < stderr {
+            return Ok(());
+        }
+        let Some(port) = self
+            .channels
+            .iter_mut()
+            .find(|c| c.kind == Kind::Status)
+            .and_then(|c| c.stream.as_mut())
+        else {
+            return Ok(());
+        };
+        // Three bytes into an empty socket: never blocks in practice, and
+        // a short write is retried.
+        let mut rest = status::ACK;
+        while !rest.is_empty() {
+            match port.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) => {}
+                Err(e) => return Err(Error::Io("answer init on the status port".into(), e)),
+            }
+        }
+        self.acked = true;
+        Ok(())
+    }
+
+    /// Reads chrootvm's stdin into the pending buffer (only when it is
+    /// empty, so a guest that does not read stdin holds it back).
+    fn read_host_stdin(&mut self) {
+        let mut buf = vec![0u8; CHUNK];
+        // Unbuffered: std's Stdin would keep bytes poll cannot see.
+        match rustix::io::read(rustix::stdio::stdin(), &mut buf).map_err(io::Error::from) {
+            Ok(0) | Err(_) => {
+                self.host_stdin_open = false;
+                if let Some(i) = self.channel_index(Kind::Stdin)
+                    && self.stdin_pending.is_empty()
+                {
+                    self.close_stdin(i);
+                }
+            }
+            Ok(n) => self.stdin_pending.extend_from_slice(&buf[..n]),
+        }
+    }
+
+    /// Writes pending stdin to the guest without blocking.
+    fn write_stdin(&mut self, i: usize) {
+        let Some(stream) = self.channels[i].stream.as_mut() else {
+            return;
+        };
+        match stream.write(&self.stdin_pending) {
+            Ok(n) => {
+                self.stdin_pending.drain(..n);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) => {}
+            Err(_) => {
+                // The guest side is gone: nothing more will be read.
+                self.stdin_pending.clear();
+                self.host_stdin_open = false;
+            }
+        }
+        if self.stdin_pending.is_empty() && !self.host_stdin_open {
+            self.close_stdin(i);
+        }
+    }
+
+    /// The end of stdin: a half-close, which qemu passes on as the port's
+    /// host side going away, and the guest reads as EOF. The socket stays
+    /// open: a full close could make qemu drop data it has not read yet.
+    fn close_stdin(&mut self, i: usize) {
+        if self.stdin_closed {
+            return;
+        }
+        if let Some(stream) = &self.channels[i].stream {
+            let _ = stream.shutdown(Shutdown::Write);
+            self.stdin_closed = true;
+        }
+    }
+
+    fn channel_index(&self, kind: Kind) -> Option<usize> {
+        self.channels.iter().position(|c| c.kind == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tempdir::TempDir;
+    use rustix::event::PollFd;
+
+    fn connect(dir: &Path, kind: Kind) -> UnixStream {
+        UnixStream::connect(Channels::socket(dir, kind)).unwrap()
+    }
+
+    /// Runs the channels' part of the event loop until nothing is ready.
+    fn pump(channels: &mut Channels) -> Vec<Event> {
+        let mut events = Vec::new();
+        for _ in 0..50 {
+            let fds = channels.poll_fds();
+            let mut polled: Vec<PollFd<'_>> = fds
+                .iter()
+                .map(|(fd, flags, _)| PollFd::from_borrowed_fd(*fd, *flags))
+                .collect();
+            let timeout = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 20_000_000,
+            };
+            rustix::event::poll(&mut polled, Some(&timeout)).unwrap();
+            let slots: Vec<Slot> = fds
+                .iter()
+                .zip(&polled)
+                .filter(|(_, p)| !p.revents().is_empty())
+                .map(|(f, _)| f.2)
+                .collect();
+            drop(polled);
+            drop(fds);
+            if slots.is_empty() {
+                break;
+            }
+            for slot in slots {
+                events.push(channels.handle(slot).unwrap());
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn everything_connected_is_reported_once() {
+        let dir = TempDir::new("channels-connect");
+        let mut channels =
+            Channels::listen(dir.path(), &[Kind::Status, Kind::Console], false).unwrap();
+        let _a = connect(dir.path(), Kind::Status);
+        let _b = connect(dir.path(), Kind::Console);
+        let events = pump(&mut channels);
+        assert_eq!(
+            events.iter().filter(|e| **e == Event::AllConnected).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn exit_is_answered_only_after_all_output() {
+        let dir = TempDir::new("channels-ack");
+        let mut channels =
+            Channels::listen(dir.path(), &[Kind::Status, Kind::Stderr], false).unwrap();
+        let mut status = connect(dir.path(), Kind::Status);
+        let mut stderr = connect(dir.path(), Kind::Stderr);
+        pump(&mut channels);
+        // init says 5 bytes went to stderr; none have arrived yet.
+        status.write_all(b"exit 3 0 5\n").unwrap();
+        pump(&mut channels);
+        assert_eq!(
+            channels.last_status,
+            Some(Status::Exit {
+                code: 3,
+                stdout: 0,
+                stderr: 5
+            })
+        );
+        status.set_nonblocking(true).unwrap();
+        let mut answer = [0u8; 3];
+        assert!(
+            status.read(&mut answer).is_err(),
+            "answered before the output arrived"
+        );
+        stderr.write_all(b"12345").unwrap();
+        pump(&mut channels);
+        status.set_nonblocking(false).unwrap();
+        status.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, status::ACK);
+    }
+
+    #[test]
+    fn console_tail_is_kept() {
+        let dir = TempDir::new("channels-console");
+        let mut channels = Channels::listen(dir.path(), &[Kind::Console], false).unwrap();
+        let mut console = connect(dir.path(), Kind::Console);
+        pump(&mut channels);
+        console.write_all(b"init: cannot mount\n").unwrap();
+        drop(console);
+        pump(&mut channels);
+        channels.drain().unwrap();
+        assert_eq!(channels.console_tail(), b"init: cannot mount\n");
+    }
+}
