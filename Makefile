@@ -28,7 +28,8 @@ install: all
 deps:
 	scripts/install-deps
 
-demo: deps all
+demo: all
+	CHROOTVM_NO_RUST_VIRTIOFSD=1 scripts/install-deps
 	scripts/demo
 
 check: deps all

@@ -6,7 +6,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -146,6 +146,10 @@ pub struct Run {
     pub stdout: String,
     /// Everything on stderr.
     pub stderr: String,
+    /// stdout byte for byte.
+    pub raw_stdout: Vec<u8>,
+    /// stderr byte for byte.
+    pub raw_stderr: Vec<u8>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -184,31 +188,63 @@ impl Run {
 /// tests must not depend on it), the test kernel, `--debug` so a failure
 /// shows the qemu command line, and a generous timeout as a safety net.
 pub fn chrootvm_command() -> Command {
+    let mut command = chrootvm_quiet();
+    command.arg("--debug");
+    command
+}
+
+/// [`chrootvm_command`] without `--debug`: output as a user sees it.
+pub fn chrootvm_quiet() -> Command {
     let mut command = Command::new(bin("chrootvm"));
     command
         .arg("--accel")
         .arg("tcg")
         .arg("--kernel")
         .arg(kernel())
-        .arg("--debug")
         .arg("--timeout")
         .arg("300");
     command
 }
 
-/// Runs a command to its end, collecting its output.
-pub fn run(mut command: Command) -> Run {
+/// Runs a command to its end with nothing on stdin, collecting its output.
+pub fn run(command: Command) -> Run {
+    run_with_input(command, None)
+}
+
+/// Runs a command to its end, writing `input` (if any) to its stdin from a
+/// thread, then closing it; collects its output.
+pub fn run_with_input(mut command: Command, input: Option<Vec<u8>>) -> Run {
     let text = describe(&command);
     let start = Instant::now();
-    let output = command
-        .stdin(Stdio::null())
-        .output()
+    let mut child = command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run {text}: {e}"));
+    let feeder = child.stdin.take().zip(input).map(|(mut stdin, input)| {
+        std::thread::spawn(move || {
+            // A VM that ends without reading everything closes the pipe.
+            let _ = stdin.write_all(&input);
+        })
+    });
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("cannot run {text}: {e}"));
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
     Run {
         command: text,
         status: output.status,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        raw_stdout: output.stdout,
+        raw_stderr: output.stderr,
         elapsed: start.elapsed(),
     }
 }
@@ -253,6 +289,8 @@ impl Started {
         Run {
             command: self.command,
             status,
+            raw_stdout: stdout.clone().into_bytes(),
+            raw_stderr: stderr.clone().into_bytes(),
             stdout,
             stderr,
             elapsed: self.start.elapsed(),
@@ -331,4 +369,59 @@ pub fn temp_dirs_of(pid: u32) -> Vec<PathBuf> {
                 .is_some_and(|n| n.starts_with(&prefix))
         })
         .collect()
+}
+
+/// Starts `command` (a chrootvm booting `root`), waits until `ready`, sends
+/// `signal` and checks the end: exit code `code` (None: killed by the
+/// signal), no process mentioning the root or chrootvm's temp directory
+/// left, and the temp directory gone.
+pub fn stop_when(
+    command: Command,
+    root: &Path,
+    signal: rustix::process::Signal,
+    code: Option<i32>,
+    ready: impl Fn(u32) -> bool,
+) {
+    let vm = start(command);
+    let pid = vm.child.id();
+    let needle = root.to_string_lossy().into_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = processes_mentioning(&needle);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap(),
+        signal,
+    )
+    .unwrap();
+    let vm = vm.finish();
+    vm.check(
+        !before.is_empty(),
+        "virtiofsd should have been running when the signal came",
+    );
+    vm.check(
+        vm.code() == code,
+        &format!("chrootvm should end with {code:?}"),
+    );
+    let left = wait_until_gone(&needle, Duration::from_secs(10));
+    let qemu_left = wait_until_gone(&format!("chrootvm-vm-{pid}-"), Duration::from_secs(10));
+    vm.check(
+        left.is_empty() && qemu_left.is_empty(),
+        &format!("processes left behind: {left:?} {qemu_left:?}"),
+    );
+    // Even after SIGKILL: chrootvm removes its directory once qemu has
+    // connected to every socket, which happened before the signal.
+    let dirs = temp_dirs_of(pid);
+    vm.check(
+        dirs.is_empty(),
+        &format!("temp directories left behind: {dirs:?}"),
+    );
+}
+
+/// Whether chrootvm `pid`'s qemu is running.
+pub fn qemu_running(pid: u32) -> bool {
+    processes_mentioning("qemu-system")
+        .iter()
+        .any(|p| p.contains(&format!("chrootvm-vm-{pid}-")))
 }

@@ -7,7 +7,8 @@ use std::fs;
 use std::time::Duration;
 
 use tests::{
-    Scratch, busybox_root, chrootvm_command, run, script, start, temp_dirs_of, wait_until_gone,
+    Scratch, busybox_root, chrootvm_command, qemu_running, run, script, start, stop_when,
+    temp_dirs_of, wait_until_gone,
 };
 
 /// osbuild's command line, `rootfstype=virtiofs root=rootfs ro mount=mnt0
@@ -300,45 +301,11 @@ fn stop_mid_boot(name: &str, signal: rustix::process::Signal, code: Option<i32>)
     script(&root.join("slow.sh"), "sleep 1000\n");
     let mut command = chrootvm_command();
     command.arg("--init").arg("/slow.sh").arg(&root);
-    let vm = start(command);
-    let pid = vm.child.id();
-    let needle = root.to_string_lossy().into_owned();
-    // Mid-boot: virtiofsd serves the root and qemu is running.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !tests::processes_mentioning("qemu-system")
-        .iter()
-        .any(|p| p.contains(&format!("chrootvm-vm-{pid}-")))
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let before = tests::processes_mentioning(&needle);
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap(),
-        signal,
-    )
-    .unwrap();
-    let vm = vm.finish();
-    vm.check(
-        !before.is_empty(),
-        "virtiofsd should have been running when the signal came",
-    );
-    vm.check(
-        vm.code() == code,
-        &format!("chrootvm should end with {code:?}"),
-    );
-    let left = wait_until_gone(&needle, Duration::from_secs(10));
-    let qemu_left = wait_until_gone(&format!("chrootvm-vm-{pid}-"), Duration::from_secs(10));
-    vm.check(
-        left.is_empty() && qemu_left.is_empty(),
-        &format!("processes left behind: {left:?} {qemu_left:?}"),
-    );
-    // Even after SIGKILL: chrootvm removes its directory once qemu has
-    // connected to every socket, which happened before the signal.
-    let dirs = temp_dirs_of(pid);
-    vm.check(
-        dirs.is_empty(),
-        &format!("temp directories left behind: {dirs:?}"),
-    );
+    // Mid-boot: virtiofsd serves the root and qemu has run for a moment.
+    stop_when(command, &root, signal, code, |pid| {
+        qemu_running(pid) && {
+            std::thread::sleep(Duration::from_millis(500));
+            true
+        }
+    });
 }

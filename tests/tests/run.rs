@@ -1,0 +1,577 @@
+//! Issue 3: chrootvm runs commands like chroot(1). Each test boots Debian's
+//! cloud kernel under TCG over a busybox root made here (the C virtiofsd
+//! unless said otherwise) and checks what only run mode gives: the
+//! command's status, its own stdout/stderr/stdin, and nothing left behind.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use tests::{
+    Scratch, busybox_root, chrootvm_command, chrootvm_quiet, kernel, qemu_running, run,
+    run_with_input, stop_when, temp_dirs_of, wait_until_gone,
+};
+
+/// Deterministic bytes covering all 256 values (an LCG), different per
+/// seed.
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            state.to_be_bytes()[0]
+        })
+        .collect()
+}
+
+/// A busybox root in a fresh scratch directory.
+fn root(test: &str) -> (Scratch, PathBuf) {
+    let scratch = Scratch::new(test);
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    (scratch, root)
+}
+
+/// The command's exit code comes back as chrootvm's: normal exits, a
+/// signal death (128+9), not executable (126) and not found (127).
+#[test]
+fn exit_statuses_pass_through() {
+    let (_scratch, root) = root("status");
+    fs::write(root.join("not-executable"), "data\n").unwrap();
+    let cases: [(&[&str], i32); 6] = [
+        (&["true"], 0),
+        (&["false"], 1),
+        (&["sh", "-c", "exit 7"], 7),
+        (&["sh", "-c", "kill -9 $$"], 137),
+        (&["/not-executable"], 126),
+        (&["no-such-command"], 127),
+    ];
+    for (argv, code) in cases {
+        let mut command = chrootvm_quiet();
+        command.arg(&root).args(argv);
+        let vm = run(command);
+        vm.check(
+            vm.code() == Some(code),
+            &format!("{argv:?} should give status {code}"),
+        );
+        if code == 127 {
+            vm.check(
+                vm.stderr.contains("no-such-command: command not found"),
+                "a command not found should be named on stderr",
+            );
+        }
+    }
+}
+
+/// stdout and stderr arrive separately, byte for byte, several MiB of
+/// them; with no `--debug`, not one kernel or init line joins them.
+#[test]
+fn stdout_and_stderr_are_separate_and_byte_exact() {
+    let (_scratch, root) = root("streams");
+    let out = noise(5 << 20, 1);
+    let err = noise(1 << 20, 2);
+    fs::write(root.join("out.bin"), &out).unwrap();
+    fs::write(root.join("err.bin"), &err).unwrap();
+    let mut command = chrootvm_quiet();
+    command
+        .arg(&root)
+        .args(["sh", "-c", "cat /out.bin; cat /err.bin >&2; echo done"]);
+    let vm = run(command);
+    let mut expected_out = out;
+    expected_out.extend_from_slice(b"done\n");
+    assert!(
+        vm.code() == Some(0) && vm.raw_stdout == expected_out && vm.raw_stderr == err,
+        "stdout should be exactly out.bin + done ({} bytes, got {}), stderr exactly err.bin \
+         ({} bytes, got {}); status {}; stderr starts {:?}",
+        expected_out.len(),
+        vm.raw_stdout.len(),
+        err.len(),
+        vm.raw_stderr.len(),
+        vm.status,
+        String::from_utf8_lossy(&vm.raw_stderr[..vm.raw_stderr.len().min(400)]),
+    );
+}
+
+/// What is piped into chrootvm is the command's stdin, to the end.
+#[test]
+fn stdin_reaches_the_command() {
+    let (_scratch, root) = root("stdin");
+    let mut command = chrootvm_quiet();
+    command.arg(&root).arg("cat");
+    let vm = run_with_input(command, Some(b"hi\n".to_vec()));
+    vm.check(
+        vm.code() == Some(0) && vm.stdout == "hi\n",
+        "`echo hi | chrootvm ROOT cat` should print hi",
+    );
+    let input = noise(3 << 20, 3);
+    let mut command = chrootvm_quiet();
+    command.arg(&root).args(["sh", "-c", "cat; echo end"]);
+    let vm = run_with_input(command, Some(input.clone()));
+    let mut expected = input;
+    expected.extend_from_slice(b"end\n");
+    vm.check(
+        vm.code() == Some(0) && vm.raw_stdout == expected,
+        &format!(
+            "3 MiB of stdin should come back through cat ({} bytes expected, {} got)",
+            expected.len(),
+            vm.raw_stdout.len()
+        ),
+    );
+}
+
+/// 200 arguments of 100 bytes and a 64 KiB variable: far beyond the
+/// kernel command line, they travel in the run spec.
+#[test]
+fn long_arguments_and_environment_arrive_intact() {
+    let (_scratch, root) = root("argv");
+    let args: Vec<String> = (0..200)
+        .map(|i| format!("{i:03}-{}", "x".repeat(96)))
+        .collect();
+    let big: String = (0..65536u32)
+        .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap()))
+        .collect();
+    let mut command = chrootvm_quiet();
+    command
+        .env("BIG", &big)
+        .arg(&root)
+        .args(["sh", "-c", "printf '%s\\n' \"$#\" \"$@\" \"$BIG\"", "sh"])
+        .args(&args);
+    let vm = run(command);
+    let expected = format!("200\n{}\n{big}\n", args.join("\n"));
+    vm.check(
+        vm.code() == Some(0) && vm.stdout == expected,
+        "the arguments and $BIG should arrive unchanged",
+    );
+}
+
+/// Orphans are init's children: those that exit are reaped at once (no
+/// zombie), and one still running when the command ends does not keep the
+/// VM up.
+#[test]
+fn orphans_are_reaped_and_do_not_outlive_the_command() {
+    let (_scratch, root) = root("orphans");
+    let body = r#"
+        ( sh -c 'exit 0' & sh -c 'exit 0' & sh -c 'exit 0' & sleep 1000 & )
+        sleep 1
+        zombies=0 sleeping=0
+        for stat in /proc/[0-9]*/stat; do
+            read -r line < "$stat" 2>/dev/null || continue
+            case "$line" in *") Z "*) zombies=$((zombies + 1)) ;; esac
+            case "$line" in *" (sleep) S "*) sleeping=$((sleeping + 1)) ;; esac
+        done
+        echo "zombies=$zombies orphans=$sleeping"
+    "#;
+    let mut command = chrootvm_quiet();
+    command.arg(&root).args(["sh", "-c", body]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0) && vm.stdout == "zombies=0 orphans=1\n",
+        "exited orphans should be reaped while the long one runs, and the VM should end",
+    );
+}
+
+/// `--timeout 5` on `sleep 1000`: chrootvm's timeout code soon after the
+/// deadline, and nothing left.
+#[test]
+fn timeout_kills_the_vm_and_leaves_nothing() {
+    let (_scratch, root) = root("timeout");
+    let mut command = chrootvm_quiet();
+    command
+        .args(["--timeout", "5"])
+        .arg(&root)
+        .args(["sleep", "1000"]);
+    let vm = tests::start(command);
+    let pid = vm.child.id();
+    let vm = vm.finish();
+    vm.check(vm.code() == Some(124), "a timeout should give 124");
+    vm.check(
+        vm.elapsed < Duration::from_secs(5 + 5),
+        "chrootvm should end within a few seconds of the deadline",
+    );
+    vm.check(
+        vm.stderr.contains("--timeout"),
+        "the timeout should be said on stderr",
+    );
+    let left = wait_until_gone(&root.to_string_lossy(), Duration::from_secs(5));
+    vm.check(left.is_empty(), &format!("processes left behind: {left:?}"));
+    let dirs = temp_dirs_of(pid);
+    vm.check(dirs.is_empty(), &format!("temp directories left: {dirs:?}"));
+}
+
+/// SIGINT, SIGTERM or SIGKILL to chrootvm while the command runs: 130, 143
+/// or death, and qemu, virtiofsd and the temp directory go with it.
+fn stop_mid_run(name: &str, signal: Signal, code: Option<i32>) {
+    let (scratch, root) = root(name);
+    let flag = scratch.dir("flag");
+    let mut command = chrootvm_command();
+    command
+        .arg("--mount")
+        .arg("flag")
+        .arg(&flag)
+        .arg(&root)
+        .args(["sh", "-c", "touch /run/mnt/flag/running; exec sleep 1000"]);
+    stop_when(command, &root, signal, code, |pid| {
+        qemu_running(pid) && flag.join("running").exists()
+    });
+}
+
+#[test]
+fn sigint_mid_run_leaves_nothing_behind() {
+    stop_mid_run("run-sigint", Signal::INT, Some(130));
+}
+
+#[test]
+fn sigterm_mid_run_leaves_nothing_behind() {
+    stop_mid_run("run-sigterm", Signal::TERM, Some(143));
+}
+
+#[test]
+fn sigkill_mid_run_takes_the_vm_along() {
+    stop_mid_run("run-sigkill", Signal::KILL, None);
+}
+
+/// Every path under `root` with its type, mode, size, mtime and content.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u64, i64, Vec<u8>)> {
+    let mut found = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let content = if meta.is_dir() {
+            todo.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            Vec::new()
+        } else if meta.file_type().is_symlink() {
+            fs::read_link(&path)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes()
+        } else {
+            fs::read(&path).unwrap()
+        };
+        found.insert(
+            path.strip_prefix(root).unwrap().to_path_buf(),
+            (meta.mode(), meta.len(), meta.mtime(), content),
+        );
+    }
+    found
+}
+
+/// `--rw`: writes reach the directory. The default: the root refuses them.
+#[test]
+fn rw_writes_land_in_the_directory() {
+    let (_scratch, root) = root("rw");
+    let write = "echo written > /file && mkdir /dir && rm /etc/group";
+    let mut command = chrootvm_quiet();
+    command.arg(&root).args(["sh", "-c", write]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(1) && !root.join("file").exists(),
+        "by default the root should be read-only",
+    );
+    let mut command = chrootvm_quiet();
+    command.arg("--rw").arg(&root).args(["sh", "-c", write]);
+    let vm = run(command);
+    vm.check(vm.code() == Some(0), "writes should succeed with --rw");
+    vm.check(
+        fs::read_to_string(root.join("file")).unwrap_or_default() == "written\n"
+            && root.join("dir").is_dir()
+            && !root.join("etc/group").exists(),
+        "--rw writes should be in the directory",
+    );
+}
+
+/// `--overlay`: writes, removals and new files are seen during the run and
+/// gone after; the directory is byte-identical.
+#[test]
+fn overlay_writes_vanish_and_leave_the_directory_untouched() {
+    let (_scratch, root) = root("overlay");
+    fs::write(root.join("file"), "original\n").unwrap();
+    let before = snapshot(&root);
+    let mut command = chrootvm_quiet();
+    command.arg("--overlay").arg(&root).args([
+        "sh",
+        "-c",
+        "echo changed > /file && touch /new && rm /etc/group && chmod 700 /bin \
+         && echo \"$(cat /file) $(ls /new) $(ls /etc/group 2>&1 | grep -c 'No such')\"",
+    ]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0) && vm.stdout == "changed /new 1\n",
+        "overlay writes should be visible during the run",
+    );
+    let after = snapshot(&root);
+    vm.check(
+        before == after,
+        "the directory should be byte-identical after an --overlay run",
+    );
+}
+
+/// The Rust virtiofsd (built by scripts/install-deps into
+/// ~/.cache/chrootvm), or $CHROOTVM_TEST_RUST_VIRTIOFSD.
+fn rust_virtiofsd() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROOTVM_TEST_RUST_VIRTIOFSD") {
+        return PathBuf::from(path);
+    }
+    let cache = Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/chrootvm");
+    let mut found: Vec<PathBuf> = fs::read_dir(&cache)
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("virtiofsd-"))
+                .map(|e| e.path().join("bin/virtiofsd"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().expect(
+        "no Rust virtiofsd in ~/.cache/chrootvm: run scripts/install-deps (make check does)",
+    )
+}
+
+/// The Rust daemon (`--shared-dir`) serves the root as well as the C one.
+#[test]
+fn rust_virtiofsd_serves_the_root() {
+    let (_scratch, root) = root("rust-virtiofsd");
+    fs::write(root.join("marker"), "served by rust\n").unwrap();
+    let daemon = rust_virtiofsd();
+    let mut command = chrootvm_command();
+    command
+        .env("VIRTIOFSD", &daemon)
+        .arg("--rw")
+        .arg(&root)
+        .args(["sh", "-c", "cat /marker; echo back > /written; exit 5"]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(5),
+        "the command's status should come back",
+    );
+    vm.check(
+        vm.stdout.contains("served by rust")
+            && fs::read_to_string(root.join("written")).unwrap_or_default() == "back\n",
+        "the root should be read and written through the Rust daemon",
+    );
+    vm.check(
+        vm.stderr.lines().any(|l| {
+            l.starts_with(&format!("chrootvm: running {} ", daemon.display()))
+                && l.contains(" --shared-dir ")
+        }),
+        "the Rust daemon should have been the one started, with --shared-dir",
+    );
+}
+
+/// No virtiofsd and a kernel without 9p (Debian's cloud kernel): one line
+/// saying what to install, status 125, nothing started.
+#[test]
+fn no_virtiofsd_and_no_9p_is_one_clear_error() {
+    let (_scratch, root) = root("no-virtiofsd");
+    let mut command = chrootvm_quiet();
+    command.env("VIRTIOFSD", "").arg(&root).arg("true");
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(125),
+        "a missing virtiofsd should give 125",
+    );
+    vm.check(
+        vm.stderr.lines().count() == 1
+            && vm.stderr.starts_with("chrootvm: ")
+            && vm.stderr.contains("9p")
+            && vm.stderr.contains("install virtiofsd"),
+        "one line should name virtiofsd, 9p and what to install",
+    );
+}
+
+/// Debian's generic kernel (linux-image-amd64), which has 9p as modules.
+fn generic_kernel() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROOTVM_TEST_GENERIC_KERNEL") {
+        return PathBuf::from(path);
+    }
+    let mut found: Vec<PathBuf> = fs::read_dir("/boot")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("vmlinuz-")
+                && name.ends_with("-amd64")
+                && !name.ends_with("-cloud-amd64")
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("no /boot/vmlinuz-*-amd64: install linux-image-amd64 (make check does)")
+}
+
+/// No virtiofsd, a kernel with 9p: the root is shared over qemu's 9p and
+/// the command runs.
+#[test]
+fn no_virtiofsd_falls_back_to_9p() {
+    let (_scratch, root) = root("ninep");
+    let mut command = chrootvm_quiet();
+    command
+        .env("VIRTIOFSD", "")
+        .arg("--kernel")
+        .arg(generic_kernel())
+        .arg(&root)
+        .args(["sh", "-c", "grep ' / ' /proc/mounts; exit 4"]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(4),
+        "the command's status should come back",
+    );
+    vm.check(
+        vm.stdout.starts_with("rootfs / 9p "),
+        "the root should be mounted over 9p",
+    );
+}
+
+/// `--initrd IMAGE`: an image made by mkinitrd, plus a busybox tree, is
+/// the root; the command runs in it.
+#[test]
+fn initrd_image_is_the_root() {
+    let (scratch, tree) = root("initrd");
+    fs::write(tree.join("marker"), "from the image\n").unwrap();
+    let base = scratch.path().join("base.cpio");
+    let status = Command::new(tests::bin("mkinitrd"))
+        .arg("--moddir")
+        .arg(tests::moddir())
+        .arg("-o")
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkinitrd should pack the base image");
+    let mut cpio = Command::new("cpio")
+        .args(["--quiet", "-o", "-H", "newc"])
+        .current_dir(&tree)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cpio should run: install cpio (make check does)");
+    let mut names = String::new();
+    let mut todo = vec![PathBuf::from(".")];
+    while let Some(dir) = todo.pop() {
+        for entry in fs::read_dir(tree.join(&dir)).unwrap().flatten() {
+            let path = dir.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(path.clone());
+            }
+            names.push_str(&format!("{}\n", path.display()));
+        }
+    }
+    cpio.stdin
+        .take()
+        .unwrap()
+        .write_all(names.as_bytes())
+        .unwrap();
+    let mut extra = Vec::new();
+    cpio.stdout.take().unwrap().read_to_end(&mut extra).unwrap();
+    assert!(cpio.wait().unwrap().success(), "cpio should pack the tree");
+    let mut image = fs::read(&base).unwrap();
+    image.extend_from_slice(&extra);
+    let image_path = scratch.path().join("image.cpio");
+    fs::write(&image_path, image).unwrap();
+    fs::remove_dir_all(&tree).unwrap();
+    let mut command = chrootvm_quiet();
+    command
+        .arg("--initrd")
+        .arg(&image_path)
+        .args(["sh", "-c", "cat /marker; exit 9"]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(9) && vm.stdout == "from the image\n",
+        "the image's files should be the root",
+    );
+}
+
+/// An interactive shell on a pseudo-terminal: the prompt appears, commands
+/// run in the guest, `exit 3` ends the VM with 3, and the terminal, raw
+/// during the session, has its settings back afterwards.
+#[test]
+fn interactive_shell_on_a_terminal() {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use rustix::termios::{LocalModes, tcgetattr};
+
+    let (_scratch, root) = root("pty");
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let terminal = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let before = tcgetattr(&terminal).unwrap();
+    let mut command = chrootvm_quiet();
+    command
+        .env("SHELL", "/bin/sh")
+        .env("PS1", "vm-prompt$ ")
+        .arg(&root)
+        .stdin(terminal.try_clone().unwrap())
+        .stdout(terminal.try_clone().unwrap())
+        .stderr(terminal.try_clone().unwrap());
+    let mut child = command.spawn().unwrap();
+    // The command keeps copies of the terminal; only `terminal` may stay.
+    drop(command);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut reader = fs::File::from(master.try_clone().unwrap());
+    let collect = Arc::clone(&seen);
+    let reading = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // EIO once every slave fd is closed.
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            collect.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let transcript = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !transcript().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on the terminal; it shows:\n{}",
+                transcript()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut keyboard = fs::File::from(master);
+    wait_for("vm-prompt$ ");
+    let during = tcgetattr(&terminal).unwrap();
+    keyboard.write_all(b"echo $((6*7)) $(uname -r)\n").unwrap();
+    let release = kernel()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("vmlinuz-")
+        .to_string();
+    wait_for(&format!("42 {release}"));
+    keyboard.write_all(b"exit 3\n").unwrap();
+    let status = child.wait().unwrap();
+    let after = tcgetattr(&terminal).unwrap();
+    drop(terminal);
+    let text = transcript();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "exit 3 should end chrootvm with 3:\n{text}"
+    );
+    assert!(
+        !during.local_modes.contains(LocalModes::ICANON),
+        "the terminal should be raw during the session"
+    );
+    assert!(
+        after.local_modes == before.local_modes
+            && after.input_modes == before.input_modes
+            && after.output_modes == before.output_modes
+            && after.control_modes == before.control_modes,
+        "the terminal's settings should be restored"
+    );
+    drop(keyboard);
+    let _ = reading.join();
+}
