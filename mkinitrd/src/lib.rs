@@ -10,14 +10,22 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod content;
 pub mod cpio;
+pub mod decompress;
 pub mod elf;
 pub mod error;
+pub mod firmware;
 pub mod image;
 pub mod kernel;
 pub mod kmod;
+pub mod ldso;
 pub mod list;
+pub mod lz4;
+pub mod manifest;
 pub mod output;
+pub mod rsc;
+pub mod write;
 
 #[cfg(test)]
 mod testutil;

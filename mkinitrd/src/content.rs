@@ -1,0 +1,1 @@
+//! Host files, trees, directories, symlinks and device nodes added to an image.

@@ -1,0 +1,1 @@
+//! Decompressing kernel modules at pack time.

@@ -1,0 +1,1 @@
+//! Firmware named by packed modules.

@@ -1,0 +1,1 @@
+//! The --manifest file: one directive a line.

@@ -1,0 +1,1 @@
+//! rapido resources: the VM size an image asks for.
