@@ -5,9 +5,14 @@
 //! /proc/cmdline. A key given twice keeps its last value, as the kernel does
 //! for its own parameters; `mount=`/`mount-ro=` accumulate, one per tag.
 
+use crate::rapido::MAX_MACS;
+
 /// Most shares one boot can mount at /run/mnt/TAG; more are reported and
 /// ignored (qemu's PCI bus runs out of slots well before this).
 pub const MAX_SHARES: usize = 16;
+
+/// The key prefix of `rapido.mac.IF=MAC`.
+const MAC_PREFIX: &[u8] = b"rapido.mac.";
 
 /// One `key[=value]` word of the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +190,27 @@ pub struct Cmdline<'a> {
     share_count: usize,
     /// Shares given beyond [`MAX_SHARES`], which are ignored.
     pub shares_dropped: usize,
+    /// `rapido.hostname=H[.D]`.
+    pub hostname: Option<&'a [u8]>,
+    /// `rapido.vm_num=N`.
+    pub vm_num: Option<&'a [u8]>,
+    /// `rapido.stty=ROWS,COLS`.
+    pub stty: Option<&'a [u8]>,
+    /// `systemd.machine_id=ID`.
+    pub machine_id: Option<&'a [u8]>,
+    /// `init.shell`: a shell on the console instead of a fatal power-off.
+    pub shell: bool,
+    macs: [Mac<'a>; MAX_MACS],
+    mac_count: usize,
+}
+
+/// A `rapido.mac.IF=MAC` parameter, unchecked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mac<'a> {
+    /// The interface name (IF).
+    pub interface: &'a [u8],
+    /// The value.
+    pub mac: &'a [u8],
 }
 
 impl<'a> Cmdline<'a> {
@@ -217,6 +243,16 @@ impl<'a> Cmdline<'a> {
             }; MAX_SHARES],
             share_count: 0,
             shares_dropped: 0,
+            hostname: None,
+            vm_num: None,
+            stty: None,
+            machine_id: None,
+            shell: false,
+            macs: [Mac {
+                interface: &[],
+                mac: &[],
+            }; MAX_MACS],
+            mac_count: 0,
         };
         let mut debug = false;
         let mut quiet = false;
@@ -240,6 +276,14 @@ impl<'a> Cmdline<'a> {
                 (b"quiet", None) => quiet = true,
                 (b"init.status", None) => line.status = true,
                 (b"rootfs.overlay", None) => line.overlay = true,
+                (b"init.shell", None) => line.shell = true,
+                (b"rapido.hostname", Some(v)) => line.hostname = non_empty(v),
+                (b"rapido.vm_num", Some(v)) => line.vm_num = non_empty(v),
+                (b"rapido.stty", Some(v)) => line.stty = non_empty(v),
+                (b"systemd.machine_id", Some(v)) => line.machine_id = non_empty(v),
+                (key, Some(mac)) if key.starts_with(MAC_PREFIX) => {
+                    line.add_mac(&key[MAC_PREFIX.len()..], mac);
+                }
                 _ => {}
             }
         }
@@ -251,6 +295,23 @@ impl<'a> Cmdline<'a> {
             Verbosity::Normal
         };
         line
+    }
+
+    /// Keeps `rapido.mac.IF=MAC`, the last value per interface; beyond
+    /// [`MAX_MACS`] interfaces the rest are ignored.
+    fn add_mac(&mut self, interface: &'a [u8], mac: &'a [u8]) {
+        let known = &mut self.macs[..self.mac_count];
+        if let Some(slot) = known.iter_mut().find(|m| m.interface == interface) {
+            slot.mac = mac;
+        } else if self.mac_count < MAX_MACS {
+            self.macs[self.mac_count] = Mac { interface, mac };
+            self.mac_count += 1;
+        }
+    }
+
+    /// The `rapido.mac.IF=` parameters, in order of first appearance.
+    pub fn macs(&self) -> &[Mac<'a>] {
+        &self.macs[..self.mac_count]
     }
 
     fn add_share(&mut self, tag: &'a [u8], read_only: bool) {
@@ -501,6 +562,32 @@ mod tests {
         let line = Cmdline::parse(b"rootfs= init=");
         assert_eq!(line.root(), Root::Initramfs);
         assert_eq!(line.init, None);
+    }
+
+    #[test]
+    fn rapido_keys() {
+        let line = Cmdline::parse(
+            b"rapido.hostname=box.example rapido.vm_num=2 rapido.stty=40,120 \
+              rapido.mac.eth0=52:54:00:00:00:01 rapido.mac.eth1=52:54:00:00:00:02 \
+              rapido.mac.eth0=52:54:00:00:00:03 systemd.machine_id=abc init.shell",
+        );
+        assert_eq!(line.hostname, Some(&b"box.example"[..]));
+        assert_eq!(line.vm_num, Some(&b"2"[..]));
+        assert_eq!(line.stty, Some(&b"40,120"[..]));
+        assert_eq!(line.machine_id, Some(&b"abc"[..]));
+        assert!(line.shell);
+        let macs: Vec<_> = line.macs().iter().map(|m| (m.interface, m.mac)).collect();
+        assert_eq!(
+            macs,
+            [
+                (&b"eth0"[..], &b"52:54:00:00:00:03"[..]),
+                (b"eth1", b"52:54:00:00:00:02")
+            ]
+        );
+        let many: Vec<u8> = (0..20)
+            .flat_map(|i| format!("rapido.mac.e{i}=x ").into_bytes())
+            .collect();
+        assert_eq!(Cmdline::parse(&many).macs().len(), MAX_MACS);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Step 9: exec the real init as PID 1: `init=` with the words after `--`,
 //! or the first of /sbin/init, /etc/init, /bin/init, /bin/sh, as the kernel
-//! tries them. The environment is the one the kernel gave us.
+//! tries them. The environment is the one the kernel gave us, plus
+//! `RAPIDO_MAC_IF=MAC` for each `rapido.mac.IF=`.
 
 use core::ffi::CStr;
 use init::buf::{CStrList, Show};
@@ -17,9 +18,15 @@ use crate::rt;
 
 /// Room for the argument vector built from the command line.
 type Argv = CStrList<8192, 256>;
+/// Room for the environment: the kernel's (at most 32 variables, as
+/// MAX_INIT_ENVS in init/main.c) and rapido's MACs.
+type Env = CStrList<4096, 48>;
 
 /// Hands PID 1 over; returns only through a fatal error.
-pub fn exec_init(boot: &Boot<'_>, env: &[&CStr]) -> ! {
+pub fn exec_init(boot: &Boot<'_>, kernel_env: &[&CStr]) -> ! {
+    let mut env = Env::new();
+    crate::identity::environment(boot, kernel_env, &mut env);
+    let env = &env;
     if let Some(path) = boot.cmdline.init {
         let argv = build_argv(boot, path);
         let errno = exec(boot, &argv, env);
@@ -75,13 +82,13 @@ fn build_argv(boot: &Boot<'_>, path: &[u8]) -> Argv {
     argv
 }
 
-fn exec(boot: &Boot<'_>, argv: &Argv, env: &[&CStr]) -> Errno {
+fn exec(boot: &Boot<'_>, argv: &Argv, env: &Env) -> Errno {
     let Some(path) = argv.first() else {
         return Errno::INVAL;
     };
     debug!(boot.log, "handing PID 1 to {}", Show(path.to_bytes()));
     boot.report(Status::Handover);
-    rt::execve(path, argv.iter(), env.iter().copied())
+    rt::execve(path, argv.iter(), env.iter())
 }
 
 fn exec_hint(errno: Errno) -> &'static [u8] {

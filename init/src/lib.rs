@@ -15,5 +15,6 @@ pub mod cmdline;
 pub mod errno;
 pub mod names;
 pub mod plan;
+pub mod rapido;
 pub mod runspec;
 pub mod status;

@@ -15,6 +15,7 @@ mod boot;
 mod console;
 mod fsutil;
 mod handover;
+mod identity;
 mod log;
 mod modules;
 mod mounts;
@@ -64,6 +65,9 @@ fn main(env: &[&CStr]) -> ! {
     // 4. Modules, in name order; failures are kept for the root's error.
     let modules = modules::load_modules(&boot);
 
+    // 4b. Who the VM is: hostname, console size, lo, rapido's MACs.
+    identity::apply(&boot);
+
     // 5-7. Root, shares, switch. Without a root the initramfs stays root.
     match boot.cmdline.root() {
         Root::Initramfs => debug!(boot.log, "no root given: staying in the initramfs"),
@@ -71,6 +75,7 @@ fn main(env: &[&CStr]) -> ! {
             mounts::mount_root(&boot, root, &modules);
             mounts::mount_shares(&boot, &modules);
             switch_root::switch_root(&boot);
+            identity::write_machine_id(&boot);
         }
     }
 

@@ -91,6 +91,7 @@ pub fn console() -> BorrowedFd<'static> {
 }
 
 /// Linux x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+const SYS_IOCTL: usize = 16;
 const SYS_RT_SIGPROCMASK: usize = 14;
 const SYS_CLONE: usize = 56;
 const SYS_EXECVE: usize = 59;
@@ -100,6 +101,14 @@ const SYS_EXIT_GROUP: usize = 231;
 /// clock_gettime(2)'s id of the monotonic clock.
 const CLOCK_MONOTONIC: usize = 1;
 const SYS_SIGNALFD4: usize = 289;
+const SYS_SOCKET: usize = 41;
+/// socket(2): AF_INET, SOCK_DGRAM | SOCK_CLOEXEC.
+const AF_INET: usize = 2;
+const SOCK_DGRAM_CLOEXEC: usize = 2 | 0o2000000;
+/// netdevice(7) ioctls and the up flag (include/uapi/linux/sockios.h, if.h).
+const SIOCGIFFLAGS: usize = 0x8913;
+const SIOCSIFFLAGS: usize = 0x8914;
+const IFF_UP: i16 = 0x1;
 /// clone(2) flags for a plain fork: only the child's exit signal.
 const SIGCHLD: usize = 17;
 /// rt_sigprocmask(2) `how` values (include/uapi/asm-generic/signal-defs.h).
@@ -447,3 +456,57 @@ pub unsafe extern "C" fn strlen(s: *const c_char) -> usize {
 /// never called.
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {}
+
+/// `struct ifreq` as SIOCGIFFLAGS/SIOCSIFFLAGS use it: the name, then the
+/// flags in the union (40 bytes on x86-64).
+#[repr(C)]
+struct IfreqFlags {
+    name: [u8; 16],
+    flags: i16,
+    pad: [u8; 22],
+}
+
+/// Brings the loopback interface up (`ip link set lo up`), as test
+/// programs expect 127.0.0.1 to work. rustix has no netdevice ioctls.
+///
+/// # References
+/// - [netdevice(7)](https://man7.org/linux/man-pages/man7/netdevice.7.html)
+pub fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: socket takes three integers and returns a new fd or -errno.
+    let ret = unsafe { syscall4(SYS_SOCKET, AF_INET, SOCK_DGRAM_CLOEXEC, 0, 0) };
+    let fd = i32::try_from(check(ret)?).map_err(|_| Errno::INVAL)?;
+    // SAFETY: socket just returned this fd, which nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = usize::try_from(fd).map_err(|_| Errno::INVAL)?;
+    let mut request = IfreqFlags {
+        name: [0; 16],
+        flags: 0,
+        pad: [0; 22],
+    };
+    request.name[..2].copy_from_slice(b"lo");
+    // SAFETY: `request` is a valid ifreq the kernel reads and writes within
+    // its 40 bytes; it outlives both calls.
+    let ret = unsafe {
+        syscall4(
+            SYS_IOCTL,
+            raw,
+            SIOCGIFFLAGS,
+            ptr::from_mut(&mut request) as usize,
+            0,
+        )
+    };
+    check(ret)?;
+    request.flags |= IFF_UP;
+    // SAFETY: as above.
+    let ret = unsafe {
+        syscall4(
+            SYS_IOCTL,
+            raw,
+            SIOCSIFFLAGS,
+            ptr::from_mut(&mut request) as usize,
+            0,
+        )
+    };
+    drop(socket);
+    check(ret).map(|_| ())
+}
