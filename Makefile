@@ -4,7 +4,8 @@
 #   make install    PREFIX=/usr/local DESTDIR=: binaries in PREFIX/bin, init
 #                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look
 #   make demo       install what it needs, build, boot a VM over a directory
-#   make check      install what it needs, build, run every test (VM boots too)
+#   make check      install what it needs, build, run every test (VM boots
+#                   too) and every fuzz target for a few seconds
 #   make bench      benchmarks, reports in bench/
 
 PREFIX ?= /usr/local
@@ -35,6 +36,7 @@ demo: all
 check: deps all
 	$(CARGO) test --release -p init
 	$(CARGO) test --release
+	scripts/fuzz
 
 bench: deps all
 	bench/run
