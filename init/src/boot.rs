@@ -118,9 +118,13 @@ impl<'a> Boot<'a> {
         self.status_port.get()
     }
 
-    /// Prints `init: <message>`, reports `fatal`, syncs and powers off.
+    /// Prints `init: <message>`, opens the emergency shell when wanted,
+    /// reports `fatal`, syncs and powers off.
     pub fn fatal(&self, message: fmt::Arguments<'_>) -> ! {
         error!(self.log, "{message}");
+        if crate::shell::wanted(self) {
+            crate::shell::run(self);
+        }
         self.report(Status::Fatal);
         power_off()
     }

@@ -1,12 +1,18 @@
 //! Step 1: stdin, stdout and stderr on /dev/console. The kernel opens it
 //! for init when the image has the node; an image without it (osbuild's
 //! cpio holds only /init and modules) gets the node made here first.
+//! Also the console as a child's controlling terminal (run mode, the
+//! emergency shell).
 
 use rustix::fd::AsRawFd;
 use rustix::fs::{CWD, Mode, OFlags, makedev, mkdir, mknodat};
 use rustix::io::Errno;
+use rustix::termios::{Winsize, tcsetwinsize};
 
+use init::buf::CPath;
 use init::plan::CONSOLE;
+
+use crate::fsutil::read_file;
 
 /// Puts the console on fds 0-2. Nothing can be reported if this fails, so
 /// failures are ignored: the boot goes on silently, as the kernel's does.
@@ -43,4 +49,43 @@ pub fn setup_stdio() {
 fn open_console() -> Result<rustix::fd::OwnedFd, Errno> {
     // No O_CLOEXEC: this is the fd the real init inherits as its console.
     rustix::fs::open(CONSOLE.path, OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
+}
+
+/// In a new session: the console's real tty (/dev/console itself cannot
+/// be a controlling terminal) on fds 0-2, as controlling terminal, with
+/// `winsize` when given (the host's).
+pub fn take_terminal(winsize: Option<(u16, u16)>) -> Result<(), Errno> {
+    let tty = active_console();
+    // No O_NOCTTY: opening it in the new session makes it the controlling
+    // terminal; TIOCSCTTY says so explicitly.
+    let fd = rustix::fs::open(tty.as_c_str(), OFlags::RDWR, Mode::empty())?;
+    rustix::process::ioctl_tiocsctty(&fd)?;
+    if let Some((rows, cols)) = winsize {
+        let _ = tcsetwinsize(
+            &fd,
+            Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        );
+    }
+    rustix::stdio::dup2_stdin(&fd)?;
+    rustix::stdio::dup2_stdout(&fd)?;
+    rustix::stdio::dup2_stderr(&fd)
+}
+
+/// /dev/NAME of the console /dev/console points at: the last name in
+/// /sys/class/tty/console/active.
+fn active_console() -> CPath<64> {
+    let mut buf = [0u8; 128];
+    let name = read_file(b"/sys/class/tty/console/active", &mut buf)
+        .ok()
+        .and_then(|text| text.trim_ascii().rsplit(|&b| b == b' ').next())
+        .filter(|name| !name.is_empty());
+    match name.map(|name| CPath::join(&[b"/dev/", name])) {
+        Some(Ok(path)) => path,
+        _ => CPath::join(&[b"/dev/console"]).unwrap_or_else(|_| unreachable!()),
+    }
 }

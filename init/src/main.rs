@@ -21,6 +21,7 @@ mod modules;
 mod mounts;
 mod rt;
 mod run;
+mod shell;
 mod switch_root;
 
 use core::ffi::CStr;

@@ -16,7 +16,6 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, Signal, WaitOptions, WaitStatus, wait};
-use rustix::termios::{Winsize, tcsetwinsize};
 
 use crate::boot::{Boot, fatal, power_off, write_all};
 use crate::fsutil::{find_virtio_port, read_file};
@@ -200,7 +199,7 @@ fn start_command(boot: &Boot<'_>, spec: &RunSpec<'_>, streams: &Streams) -> ! {
     // and Ctrl-C and job control reach the command, not init.
     let _ = rustix::process::setsid();
     let stdio = match streams {
-        Streams::Console => open_terminal(spec),
+        Streams::Console => crate::console::take_terminal(spec.winsize),
         Streams::Ports {
             stdin,
             stdout,
@@ -229,44 +228,6 @@ fn start_command(boot: &Boot<'_>, spec: &RunSpec<'_>, streams: &Streams) -> ! {
     }
     let _ = rt::unblock_signals();
     exec_command(boot, spec)
-}
-
-/// The console's real tty (/dev/console itself cannot be a controlling
-/// terminal) on fds 0-2, as controlling terminal, with the host's size.
-fn open_terminal(spec: &RunSpec<'_>) -> Result<(), Errno> {
-    let tty = active_console();
-    // No O_NOCTTY: opening it in the new session makes it the controlling
-    // terminal; TIOCSCTTY says so explicitly.
-    let fd = rustix::fs::open(tty.as_c_str(), OFlags::RDWR, Mode::empty())?;
-    rustix::process::ioctl_tiocsctty(&fd)?;
-    if let Some((rows, cols)) = spec.winsize {
-        let _ = tcsetwinsize(
-            &fd,
-            Winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            },
-        );
-    }
-    rustix::stdio::dup2_stdin(&fd)?;
-    rustix::stdio::dup2_stdout(&fd)?;
-    rustix::stdio::dup2_stderr(&fd)
-}
-
-/// /dev/NAME of the console /dev/console points at: the last name in
-/// /sys/class/tty/console/active.
-fn active_console() -> CPath<64> {
-    let mut buf = [0u8; 128];
-    let name = read_file(b"/sys/class/tty/console/active", &mut buf)
-        .ok()
-        .and_then(|text| text.trim_ascii().rsplit(|&b| b == b' ').next())
-        .filter(|name| !name.is_empty());
-    match name.map(|name| CPath::join(&[b"/dev/", name])) {
-        Some(Ok(path)) => path,
-        _ => CPath::join(&[b"/dev/console"]).unwrap_or_else(|_| unreachable!()),
-    }
 }
 
 /// execvp: the command as a path, or looked up in the spec's PATH. Exits

@@ -67,3 +67,70 @@ fn rapido_parameters_name_the_vm_and_size_its_console() {
         "a malformed stty should be reported and ignored",
     );
 }
+
+/// `init.shell`: a fatal error opens /bin/sh on the console instead of
+/// powering off; leaving it powers off, and chrootvm says init failed.
+#[test]
+fn init_shell_opens_a_shell_on_a_fatal_error() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let scratch = Scratch::new("init-shell");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    let mut command = chrootvm_command();
+    command
+        .args(["--append", "init.shell", "--init", "/nonexistent"])
+        .arg(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let collect = Arc::clone(&seen);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            collect.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    while !text().contains("(init) # ") {
+        assert!(Instant::now() < deadline, "no shell prompt:\n{}", text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Past ash's cursor-position query, which would eat typed-ahead input.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"echo in-shell-$((6*7))-$$\nexit\n")
+        .unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let text = text();
+    assert!(
+        text.contains("init: cannot execute /nonexistent")
+            && text.contains("init: starting an emergency shell"),
+        "the error and the shell should be announced:\n{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("in-shell-42-")),
+        "the shell should run what is typed:\n{text}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(123),
+        "init failed, so chrootvm says so:\n{stderr}"
+    );
+}
