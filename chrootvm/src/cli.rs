@@ -36,6 +36,8 @@ pub enum Root {
     Dir(PathBuf),
     /// `--initrd IMAGE`.
     Image(PathBuf),
+    /// `--root DEV`: a block device of the guest (a `--disk`).
+    Device(String),
 }
 
 /// How the root may be written.
@@ -69,6 +71,8 @@ pub struct Options {
     pub writes: Writes,
     /// `--mount`/`--mount-ro` shares, in order.
     pub shares: Vec<Share>,
+    /// `--disk IMAGE`, attached as virtio-blk disks /dev/vda, vdb, ...
+    pub disks: Vec<PathBuf>,
     /// `--kernel PATH`.
     pub kernel: Option<PathBuf>,
     /// `--kver VER`.
@@ -127,6 +131,7 @@ chrootvm: boot a directory tree as a virtual machine
 
 Usage: chrootvm [OPTIONS] ROOTFS [COMMAND [ARGS...]]
        chrootvm [OPTIONS] --initrd IMAGE [COMMAND [ARGS...]]
+       chrootvm [OPTIONS] --disk IMAGE --root DEV [COMMAND [ARGS...]]
 
 Like chroot(1), in a VM: COMMAND runs in ROOTFS (shared read-only, with
 writable /tmp and /run), its output on chrootvm's stdout and stderr, its
@@ -140,6 +145,10 @@ Options:
   --rw                     the root is writable; writes reach ROOTFS
   --overlay                the root is writable; writes vanish at power-off
   --initrd IMAGE           boot an initramfs made by mkinitrd as the root
+  --disk IMAGE             attach a raw disk image as virtio-blk (/dev/vda,
+                           then vdb, ...; may be repeated)
+  --root DEV               boot from guest block device DEV (e.g. /dev/vda):
+                           --rw writes to it, --overlay discards writes
   --mount TAG PATH         share PATH read-write at /run/mnt/TAG
   --mount-ro TAG PATH      share PATH read-only at /run/mnt/TAG
   --kernel PATH            kernel image (default: discovered, see below)
@@ -186,6 +195,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     let mut parser = lexopt::Parser::from_args(args);
     let mut rootfs: Option<PathBuf> = None;
     let mut image: Option<PathBuf> = None;
+    let mut device: Option<String> = None;
     let mut init: Option<String> = None;
     let mut command: Vec<OsString> = Vec::new();
     let mut writes = Vec::new();
@@ -194,6 +204,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         job: Job::Command(Vec::new()),
         writes: Writes::None,
         shares: Vec::new(),
+        disks: Vec::new(),
         kernel: None,
         kver: None,
         moddir: None,
@@ -212,6 +223,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Long("rw") => writes.push(Writes::Through),
             Long("overlay") => writes.push(Writes::Discarded),
             Long("initrd") => image = Some(parser.value()?.into()),
+            Long("disk") => options.disks.push(parser.value()?.into()),
+            Long("root") => device = Some(parse_device(&parser.value()?.string()?)?),
             Long(flag @ ("mount" | "mount-ro")) => {
                 let read_only = flag == "mount-ro";
                 let tag = parser.value()?.string()?;
@@ -238,7 +251,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             // As with chroot(1), the command and its arguments are taken as
             // they are, options included: `chrootvm ROOT ls -l`.
             Value(value) => {
-                if image.is_none() && rootfs.is_none() {
+                if image.is_none() && device.is_none() && rootfs.is_none() {
                     rootfs = Some(PathBuf::from(value));
                 } else {
                     command.push(value);
@@ -249,16 +262,26 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             _ => return Err(arg.unexpected().into()),
         }
     }
-    options.root = match (rootfs, image) {
-        (Some(_), Some(_)) => unreachable!("a value after --initrd is the command"),
-        (Some(dir), None) => Root::Dir(dir),
-        (None, Some(image)) => Root::Image(image),
-        (None, None) => {
+    options.root = match (rootfs, image, device) {
+        (Some(dir), None, None) => Root::Dir(dir),
+        (None, Some(image), None) => Root::Image(image),
+        (None, None, Some(device)) => Root::Device(device),
+        (None, None, None) => {
             return Err(UsageError(
-                "no ROOTFS directory or --initrd IMAGE given".to_string(),
+                "no ROOTFS directory, --initrd IMAGE or --root DEV given".to_string(),
+            ));
+        }
+        _ => {
+            return Err(UsageError(
+                "give one root: ROOTFS, --initrd IMAGE or --root DEV".to_string(),
             ));
         }
     };
+    if matches!(options.root, Root::Device(_)) && options.disks.is_empty() {
+        return Err(UsageError(
+            "--root DEV boots from a --disk IMAGE: give one".to_string(),
+        ));
+    }
     options.job = match init {
         Some(_) if !command.is_empty() => {
             return Err(UsageError(
@@ -284,6 +307,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         ));
     }
     Ok(Command::Run(Box::new(options)))
+}
+
+/// `--root DEV`: a guest device path, which goes on the kernel command
+/// line as `root=`.
+fn parse_device(value: &str) -> Result<String, UsageError> {
+    let plain = value.strip_prefix("/dev/").is_some_and(|name| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+    });
+    if plain {
+        Ok(value.to_string())
+    } else {
+        Err(UsageError(format!(
+            "--root takes a guest device like /dev/vda, not \"{value}\""
+        )))
+    }
 }
 
 /// A tag names a directory under /run/mnt and goes on the kernel command
@@ -371,6 +412,22 @@ mod tests {
 
     fn command(words: &[&str]) -> Job {
         Job::Command(words.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn disk_roots() {
+        let o = options(&[
+            "--disk", "/d.img", "--root", "/dev/vda", "--rw", "cat", "/x",
+        ]);
+        assert_eq!(o.root, Root::Device("/dev/vda".into()));
+        assert_eq!(o.disks, [PathBuf::from("/d.img")]);
+        assert_eq!(o.job, Job::Command(vec!["cat".into(), "/x".into()]));
+        let err = |args: &[&str]| parse_str(args).unwrap_err().to_string();
+        assert!(err(&["--root", "/dev/vda", "true"]).contains("--disk IMAGE"));
+        assert!(err(&["--disk", "/d", "--root", "vda"]).contains("like /dev/vda"));
+        assert!(
+            err(&["--disk", "/d", "--root", "/dev/vda", "--initrd", "/i"]).contains("one root")
+        );
     }
 
     #[test]
@@ -462,7 +519,7 @@ mod tests {
         let err = |args: &[&str]| parse_str(args).unwrap_err().to_string();
         assert_eq!(
             err(&[]),
-            "no ROOTFS directory or --initrd IMAGE given (see chrootvm --help)"
+            "no ROOTFS directory, --initrd IMAGE or --root DEV given (see chrootvm --help)"
         );
         assert!(err(&["--accel", "xen", "/r"]).starts_with("bad --accel \"xen\""));
         assert!(err(&["--cpus", "0", "/r"]).starts_with("bad --cpus \"0\""));

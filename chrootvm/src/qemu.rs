@@ -82,6 +82,8 @@ pub struct Machine<'a> {
     pub cmdline: &'a str,
     /// The root first (when shared), then the shares.
     pub filesystems: &'a [FsDevice],
+    /// Raw disk images, in guest order (vda, vdb, ...).
+    pub disks: &'a [PathBuf],
     /// The serial console.
     pub console: Console,
     /// The virtio-serial ports (the status port first).
@@ -155,6 +157,16 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
             }
         }
     }
+    // Disks: raw, so qemu never guesses a format from the content; the
+    // guest names them vda, vdb, ... in this order.
+    for (i, disk) in machine.disks.iter().enumerate() {
+        let mut drive = OsString::from("if=none,format=raw,cache=writeback,id=disk");
+        drive.push(i.to_string());
+        drive.push(",file=");
+        drive.push(escape_commas(disk));
+        pair("-drive", drive);
+        pair("-device", format!("virtio-blk-pci,drive=disk{i}").into());
+    }
     // The ports, after every other chardev: once qemu connects to the last
     // of them, it has connected to all virtiofsd sockets too.
     pair("-device", "virtio-serial-pci,id=ports".into());
@@ -217,9 +229,8 @@ fn escape_commas(path: &Path) -> OsString {
 pub struct KernelArgs<'a> {
     /// How directories are shared: `virtiofs` or `9p`.
     pub fstype: &'a str,
-    /// Whether a shared directory is the root; not with `--initrd`, where
-    /// the initramfs stays the root.
-    pub root: bool,
+    /// What the root is.
+    pub root: RootArg<'a>,
     /// How the root may be written.
     pub writes: Writes,
     /// The shares, mounted at /run/mnt/TAG.
@@ -230,6 +241,17 @@ pub struct KernelArgs<'a> {
     pub debug: bool,
     /// `--append`, last.
     pub append: &'a [String],
+}
+
+/// The root as the kernel command line names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootArg<'a> {
+    /// The shared directory with tag [`ROOT_TAG`].
+    Shared,
+    /// A guest block device (`--root /dev/vda`).
+    Device(&'a str),
+    /// None: the initramfs stays the root (`--initrd`).
+    Initramfs,
 }
 
 /// The kernel command line: console, no reboot loop, the root as osbuild
@@ -243,9 +265,16 @@ pub fn kernel_cmdline(args: &KernelArgs<'_>) -> String {
         "console=ttyS0".to_string(),
         "panic=-1".to_string(),
     ];
-    if args.root {
-        words.push(format!("root={ROOT_TAG}"));
-        words.push(format!("rootfstype={}", args.fstype));
+    let root = match args.root {
+        RootArg::Shared => Some(ROOT_TAG),
+        RootArg::Device(device) => Some(device),
+        RootArg::Initramfs => None,
+    };
+    if let Some(root) = root {
+        words.push(format!("root={root}"));
+        if args.root == RootArg::Shared {
+            words.push(format!("rootfstype={}", args.fstype));
+        }
         words.push(
             if args.writes == Writes::Through {
                 "rw"
@@ -322,6 +351,7 @@ mod tests {
             initrd: Path::new("/proc/self/fd/5"),
             cmdline: "console=ttyS0",
             filesystems: &filesystems,
+            disks: &["/d/a,b.img".into()],
             console,
             ports: &ports,
         };
@@ -378,6 +408,11 @@ mod tests {
         );
         let chardevs = value_of(&argv, "-chardev");
         assert_eq!(chardevs[1], "socket,id=fs1,path=/t/a,,b.sock");
+        assert_eq!(
+            value_of(&argv, "-drive"),
+            ["if=none,format=raw,cache=writeback,id=disk0,file=/d/a,,b.img"]
+        );
+        assert_eq!(devices[3], "virtio-blk-pci,drive=disk0");
     }
 
     #[test]
@@ -415,7 +450,7 @@ mod tests {
     fn args<'a>(shares: &'a [Share], writes: Writes, handover: Option<&'a str>) -> KernelArgs<'a> {
         KernelArgs {
             fstype: "virtiofs",
-            root: true,
+            root: RootArg::Shared,
             writes,
             shares,
             handover,
@@ -470,7 +505,7 @@ mod tests {
             init::cmdline::Root::NineP(b"rootfs")
         );
         let image = kernel_cmdline(&KernelArgs {
-            root: false,
+            root: RootArg::Initramfs,
             ..args(&[], Writes::None, None)
         });
         assert_eq!(
@@ -484,13 +519,26 @@ mod tests {
             read_only: false,
         }];
         let image_9p = kernel_cmdline(&KernelArgs {
-            root: false,
+            root: RootArg::Initramfs,
             fstype: "9p",
             ..args(&share, Writes::None, None)
         });
         let parsed = init::cmdline::Cmdline::parse(image_9p.as_bytes());
         assert_eq!(parsed.root(), init::cmdline::Root::Initramfs);
         assert_eq!(parsed.rootfstype, Some(&b"9p"[..]));
+        let disk = kernel_cmdline(&KernelArgs {
+            root: RootArg::Device("/dev/vda"),
+            ..args(&[], Writes::Through, None)
+        });
+        let parsed = init::cmdline::Cmdline::parse(disk.as_bytes());
+        assert_eq!(
+            parsed.root(),
+            init::cmdline::Root::Block {
+                device: b"/dev/vda",
+                fstype: None
+            }
+        );
+        assert!(!parsed.root_read_only());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::job;
 use crate::kernel::{self, Host, Request};
 use crate::process::{Helper, Streams, find_program};
 use crate::qemu::{
-    self, Console, FsDevice, KernelArgs, Machine, Port, QEMU, QEMU_PACKAGE, ROOT_TAG,
+    self, Console, FsDevice, KernelArgs, Machine, Port, QEMU, QEMU_PACKAGE, ROOT_TAG, RootArg,
 };
 use crate::signals::Signals;
 use crate::tempdir::TempDir;
@@ -41,11 +41,18 @@ const PORT_MODULE: &str = "virtio_console";
 pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     let debug = options.debug;
 
-    // 1. The root: a directory to share, or an image that stays the root.
+    // 1. The root: a directory to share, an image that stays the root, or
+    // a disk's block device.
     let (rootfs, image) = match &options.root {
         Root::Dir(dir) => (Some(check_dir(dir)?), None),
         Root::Image(image) => (None, Some(check_file(image)?)),
+        Root::Device(_) => (None, None),
     };
+    let disks = options
+        .disks
+        .iter()
+        .map(|disk| check_file(disk))
+        .collect::<Result<Vec<_>, _>>()?;
 
     // 2. The kernel and the module tree that matches it.
     let request = Request {
@@ -105,7 +112,10 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     let pipes = run_spec.is_some() && terminal.is_none();
 
     // 6. The initramfs, in memory.
-    let modules = module_names(transport.as_ref(), options.writes, rootfs.is_some());
+    let mut modules = module_names(transport.as_ref(), options.writes, rootfs.is_some());
+    if !disks.is_empty() {
+        modules.extend(disk_modules(&tree, &options.root, options.writes));
+    }
     let contents = Contents {
         modules: &modules,
         run_spec,
@@ -172,7 +182,11 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     // 9. qemu.
     let cmdline = qemu::kernel_cmdline(&KernelArgs {
         fstype: transport.as_ref().map_or("virtiofs", Transport::fstype),
-        root: rootfs.is_some(),
+        root: match &options.root {
+            Root::Dir(_) => RootArg::Shared,
+            Root::Image(_) => RootArg::Initramfs,
+            Root::Device(device) => RootArg::Device(device),
+        },
         writes: options.writes,
         shares: &options.shares,
         handover,
@@ -181,6 +195,7 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     });
     let initrd_path = initrd.pass_to_child()?;
     let machine = Machine {
+        disks: &disks,
         qemu: &qemu_path,
         engine,
         memory: &options.memory,
@@ -270,6 +285,24 @@ fn module_names(transport: Option<&Transport>, writes: Writes, rootfs: bool) -> 
     names
 }
 
+/// The modules for `--disk`: virtio_blk, and for a `--root` on it the
+/// file systems a root usually has (those the kernel has as modules; the
+/// built-in ones need nothing), and overlayfs for `--overlay`.
+fn disk_modules(tree: &ModuleTree, root: &Root, writes: Writes) -> Vec<&'static str> {
+    let mut names = vec![DISK_MODULE];
+    if matches!(root, Root::Device(_)) {
+        names.extend(
+            DISK_ROOT_FILESYSTEMS
+                .iter()
+                .filter(|m| tree.get(m).is_some()),
+        );
+        if writes == Writes::Discarded {
+            names.push("overlay");
+        }
+    }
+    names
+}
+
 /// The ROOTFS or a share: an existing directory, made absolute.
 fn check_dir(path: &Path) -> Result<PathBuf, Error> {
     let dir = path
@@ -295,6 +328,12 @@ fn check_file(path: &Path) -> Result<PathBuf, Error> {
     }
     Ok(path.to_path_buf())
 }
+
+/// The virtio-blk driver, for `--disk`.
+const DISK_MODULE: &str = "virtio_blk";
+/// File systems packed for a `--root` disk when the kernel has them as
+/// modules: what mkfs makes by default on the distributions we boot.
+const DISK_ROOT_FILESYSTEMS: [&str; 3] = ["ext4", "xfs", "btrfs"];
 
 /// chrootvm's exit status for how the VM ended.
 fn outcome(job: &Job, exit: ExitStatus, status: Option<Status>) -> Result<u8, Error> {

@@ -35,6 +35,11 @@ impl<const N: usize> Line<N> {
         self.truncated |= take < bytes.len();
     }
 
+    /// Whether nothing was pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The line, ending in one newline.
     pub fn finish(&mut self) -> &[u8] {
         if self.truncated {

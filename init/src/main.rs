@@ -11,6 +11,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+mod block;
 mod boot;
 mod console;
 mod fsutil;

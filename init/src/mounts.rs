@@ -152,11 +152,9 @@ pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) {
     match root {
         Root::Virtiofs(tag) => mount_tag(boot, Kind::Virtiofs, tag, target, flags, modules),
         Root::NineP(tag) => mount_tag(boot, Kind::NineP, tag, target, flags, modules),
-        Root::Block { device, .. } => fatal!(
-            boot,
-            "cannot mount root {}: block device roots are not supported by this init yet (use rootfs=TAG)",
-            Show(device)
-        ),
+        Root::Block { device, fstype } => {
+            crate::block::mount_block(boot, device, fstype, target, flags);
+        }
         Root::Initramfs => return,
     }
     if overlay {

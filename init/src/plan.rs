@@ -245,3 +245,36 @@ mod tests {
         }
     }
 }
+
+/// How long a block root may take to appear after the modules loaded
+/// (virtio_blk and SCSI probe asynchronously).
+pub const BLOCK_ROOT_WAIT_MS: u32 = 10_000;
+
+/// The file systems that live on a device, from /proc/filesystems: the
+/// lines not marked `nodev`, in the kernel's order (what it tries itself
+/// for a root without `rootfstype=`).
+pub fn disk_filesystems(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|&b| b == b'\n').filter_map(|line| {
+        let mut words = line
+            .split(|&b| b == b'\t' || b == b' ')
+            .filter(|w| !w.is_empty());
+        match (words.next(), words.next()) {
+            (Some(b"nodev"), _) | (None, _) => None,
+            (Some(name), None) => Some(name),
+            (Some(_), Some(_)) => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod disk_tests {
+    use super::*;
+
+    #[test]
+    fn disk_filesystems_skip_nodev() {
+        let text = b"nodev\tsysfs\nnodev\ttmpfs\n\text4\n\tvfat\nnodev\tvirtiofs\n\txfs\n";
+        let found: Vec<&[u8]> = disk_filesystems(text).collect();
+        assert_eq!(found, [&b"ext4"[..], b"vfat", b"xfs"]);
+        assert_eq!(disk_filesystems(b"").count(), 0);
+    }
+}

@@ -134,3 +134,96 @@ fn init_shell_opens_a_shell_on_a_fatal_error() {
         "init failed, so chrootvm says so:\n{stderr}"
     );
 }
+
+/// An ext4 image made from a busybox tree, for the block root tests.
+fn ext4_image(scratch: &Scratch) -> std::path::PathBuf {
+    let tree = scratch.dir("tree");
+    busybox_root(&tree);
+    std::fs::write(tree.join("marker"), "on the disk\n").unwrap();
+    let image = scratch.path().join("disk.img");
+    let made = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&tree)
+        .arg(&image)
+        .arg("64M")
+        .status()
+        .expect("mkfs.ext4 should run: install e2fsprogs");
+    assert!(made.success(), "mkfs.ext4 -d should make the image");
+    image
+}
+
+/// A file in an ext4 image, read with debugfs (no mount needed).
+fn debugfs_cat(image: &std::path::Path, path: &str) -> String {
+    let out = std::process::Command::new("debugfs")
+        .args(["-R", &format!("cat {path}")])
+        .arg(image)
+        .output()
+        .expect("debugfs should run: install e2fsprogs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `--disk IMAGE --root /dev/vda`: the ext4 image is the root; with
+/// `--rw` a file written in the guest is in the image after power-off.
+#[test]
+fn ext4_disk_image_boots_as_a_block_root() {
+    let scratch = Scratch::new("block-root");
+    let image = ext4_image(&scratch);
+    let mut command = chrootvm_command();
+    command
+        .arg("--disk")
+        .arg(&image)
+        .args(["--root", "/dev/vda", "--rw", "sh", "-c"])
+        .arg("cat /marker; grep ' / ' /proc/mounts; echo from-the-guest > /written");
+    let vm = run(command);
+    vm.check(vm.code() == Some(0), "the command should succeed");
+    vm.check(
+        vm.stdout.starts_with("on the disk\n/dev/vda / ext4 rw"),
+        "the root should be the image's ext4, read-write",
+    );
+    vm.check(
+        debugfs_cat(&image, "/written") == "from-the-guest\n",
+        "the guest's write should be in the image",
+    );
+}
+
+/// A missing device and a wrong file system type: init's error line, a
+/// power-off, chrootvm's "did not boot" status; no hang.
+#[test]
+fn missing_device_and_wrong_fstype_are_init_errors() {
+    let scratch = Scratch::new("block-errors");
+    let image = ext4_image(&scratch);
+    let mut command = chrootvm_command();
+    command
+        .arg("--disk")
+        .arg(&image)
+        .args(["--root", "/dev/vdb", "true"]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(123),
+        "a missing root device should fail the boot",
+    );
+    vm.check(
+        vm.output().contains(
+            "init: cannot find root device /dev/vdb after 10 s; block devices present: vda",
+        ),
+        "init should name the device and list the disks there are",
+    );
+    let mut command = chrootvm_command();
+    command.arg("--disk").arg(&image).args([
+        "--root",
+        "/dev/vda",
+        "--append",
+        "rootfstype=xfs",
+        "true",
+    ]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(123),
+        "a wrong fstype should fail the boot",
+    );
+    vm.check(
+        vm.output()
+            .contains("init: cannot mount root /dev/vda on /sysroot (tried xfs): Invalid argument"),
+        "init should name the device and the type it tried",
+    );
+}
