@@ -30,7 +30,7 @@ deps:
 	scripts/install-deps
 
 demo: all
-	CHROOTVM_NO_RUST_VIRTIOFSD=1 scripts/install-deps
+	scripts/install-deps demo
 	scripts/demo
 
 check: deps all

@@ -227,3 +227,48 @@ fn missing_device_and_wrong_fstype_are_init_errors() {
         "init should name the device and the type it tried",
     );
 }
+
+/// The bookworm tree with systemd that scripts/install-deps makes, or
+/// $CHROOTVM_TEST_DEBIAN_ROOT.
+fn debian_root() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("CHROOTVM_TEST_DEBIAN_ROOT") {
+        return path.into();
+    }
+    let root = std::path::Path::new(&std::env::var_os("HOME").unwrap_or_default())
+        .join(".cache/chrootvm/bookworm-systemd");
+    assert!(
+        root.join("lib/systemd/systemd").exists(),
+        "no Debian tree at {}: run scripts/install-deps (make check does)",
+        root.display()
+    );
+    root
+}
+
+/// A Debian system under systemd boots to poweroff.target over an
+/// overlay and powers the VM off itself; the same tree runs a command.
+#[test]
+fn debian_with_systemd_boots_and_runs_commands() {
+    let root = debian_root();
+    let mut command = chrootvm_command();
+    command
+        .args(["--overlay", "--append", "systemd.unit=poweroff.target"])
+        .args(["--init", "/lib/systemd/systemd"])
+        .arg(&root);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0),
+        "systemd should power the VM off, and chrootvm exit 0",
+    );
+    vm.check(
+        vm.output().contains("systemd[1]: systemd 252")
+            && vm.output().contains("Reached target poweroff.target"),
+        "systemd should run as PID 1 and reach poweroff.target",
+    );
+    let mut command = tests::chrootvm_quiet();
+    command.arg(&root).args(["apt-get", "--version"]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0) && vm.stdout.starts_with("apt 2."),
+        "apt-get --version should run in the tree",
+    );
+}
