@@ -20,6 +20,7 @@ mod identity;
 mod log;
 mod modules;
 mod mounts;
+mod profile;
 mod rt;
 mod run;
 mod shell;
@@ -39,6 +40,7 @@ const CMDLINE_SIZE: usize = 8192;
 /// Called by `rt::_start` with the environment the kernel gave init.
 fn main(env: &[&CStr]) -> ! {
     // 1. stdio on /dev/console, before anything can print.
+    let mut profile = profile::Profile::start();
     console::setup_stdio();
     let mut boot = Boot::new();
 
@@ -56,19 +58,22 @@ fn main(env: &[&CStr]) -> ! {
     );
     // 3b. Run mode: chrootvm packed a command in /init.run, which must be
     // read now, before the initramfs is freed.
-    let mut spec = [0u8; run::SPEC_MAX];
-    let spec = run::read_spec(&boot, &mut spec);
+    let spec = run::read_spec(&boot, rt::spec_buffer());
+    profile.step(&boot, "console, /proc, command line");
 
     // 2b. The other API file systems, then the /dev nodes and links that
     // devtmpfs may lack.
     mounts::mount_api_filesystems(&boot, &API_MOUNTS[1..]);
     mounts::populate_dev(&boot);
+    profile.step(&boot, "API file systems and /dev");
 
     // 4. Modules, in name order; failures are kept for the root's error.
     let modules = modules::load_modules(&boot);
+    profile.step(&boot, "modules");
 
     // 4b. Who the VM is: hostname, console size, lo, rapido's MACs.
     identity::apply(&boot);
+    profile.step(&boot, "identity");
 
     // 5-7. Root, shares, switch. Without a root the initramfs stays root.
     match boot.cmdline.root() {
@@ -76,10 +81,13 @@ fn main(env: &[&CStr]) -> ! {
         root => {
             mounts::mount_root(&boot, root, &modules);
             mounts::mount_shares(&boot, &modules);
+            profile.step(&boot, "root and shares");
             switch_root::switch_root(&boot);
             identity::write_machine_id(&boot);
+            profile.step(&boot, "switch root");
         }
     }
+    profile.total(&boot, modules.init_us);
 
     // 9. Run the command as PID 1's child, or hand PID 1 to the real init.
     match spec {

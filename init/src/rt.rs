@@ -510,3 +510,22 @@ pub fn loopback_up() -> Result<(), Errno> {
     drop(socket);
     check(ret).map(|_| ())
 }
+
+/// Size of [`spec_buffer`]: more than execve takes (ARG_MAX is a quarter
+/// of the 8 MiB stack limit, and one string at most 128 KiB).
+pub const SPEC_BUFFER: usize = 1 << 20;
+
+/// The buffer the run spec is read into: in .bss, so only the pages a spec
+/// fills are ever touched. On the stack, its 256 pages would be probed at
+/// `main`'s entry, ~7 ms of page faults under TCG before the first step.
+pub fn spec_buffer() -> &'static mut [u8; SPEC_BUFFER] {
+    static mut BUFFER: [u8; SPEC_BUFFER] = [0; SPEC_BUFFER];
+    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    assert!(
+        !TAKEN.swap(true, core::sync::atomic::Ordering::Relaxed),
+        "spec buffer taken twice"
+    );
+    // SAFETY: TAKEN makes this the only reference ever made to BUFFER, and
+    // init is single-threaded.
+    unsafe { &mut *ptr::addr_of_mut!(BUFFER) }
+}

@@ -22,10 +22,6 @@ use crate::fsutil::{find_virtio_port, read_file};
 use crate::log::{debug, error, warning};
 use crate::rt;
 
-/// Largest run spec init reads: more than execve takes (ARG_MAX is a
-/// quarter of the 8 MiB stack limit, and one string at most 128 KiB).
-pub const SPEC_MAX: usize = 1 << 20;
-
 /// PATH when the spec's environment has none.
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

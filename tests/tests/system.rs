@@ -272,3 +272,40 @@ fn debian_with_systemd_boots_and_runs_commands() {
         "apt-get --version should run in the tree",
     );
 }
+
+/// Under `init.debug` each step has its start and duration, and one line
+/// before the hand-over sums init's time and its module initialisation.
+#[test]
+fn debug_boot_prints_a_profile() {
+    let scratch = Scratch::new("profile");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    script(&root.join("bye.sh"), "poweroff -f\n");
+    let mut command = chrootvm_command();
+    command.arg("--init").arg("/bye.sh").arg(&root);
+    let vm = run(command);
+    vm.check(vm.code() == Some(0), "the VM should boot and power off");
+    let output = vm.output();
+    let steps: Vec<&str> = output.lines().filter(|l| l.contains("] step ")).collect();
+    vm.check(
+        steps.len() >= 6
+            && steps
+                .iter()
+                .any(|l| l.contains("step modules: started at ")),
+        "every step should have a profile line",
+    );
+    let total = output
+        .lines()
+        .find_map(|l| l.split("init took ").nth(1))
+        .unwrap_or_default();
+    let numbers: Vec<u64> = total
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    vm.check(
+        numbers.len() == 4
+            && numbers[0] >= numbers[1] + numbers[2] + numbers[3] - 2
+            && numbers[1] > 0,
+        &format!("the summary should add up: {numbers:?}"),
+    );
+}
