@@ -4,7 +4,11 @@
 //! [`Writer`] is the kernel's `usr/gen_init_cpio.c` as a type: one method per
 //! entry type, headers written field by field, and the running byte offset and
 //! next inode number kept as fields (gen_init_cpio keeps them global), so two
-//! archives can be built in one process.
+//! archives can be built in one process. The data of regular files of
+//! [`DATA_ALIGN`] bytes or more starts at a multiple of [`DATA_ALIGN`] in the
+//! output, as dracut-cpio's `--data-align` does, so that a copy-on-write
+//! filesystem can share the file's extents with the host file
+//! ([`Writer::copy_file`] copies with `copy_file_range`).
 //!
 //! [`Reader`] is `init/initramfs.c`'s state machine: it is fed input in any
 //! chunking, checks every length field before using it, and, like the kernel,
@@ -13,11 +17,13 @@
 //! [`PATH_MAX`]), never file data.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
 use std::mem;
 
 use crate::error::Error;
 use crate::image::PathProblem;
+use crate::output::copy_into;
 
 /// Magic of a newc header: ASCII, no checksum. The kernel unpacks nothing else.
 pub const NEWC_MAGIC: &[u8; 6] = b"070701";
@@ -38,6 +44,12 @@ pub const BLOCK_SIZE: u64 = 512;
 pub const PATH_MAX: u32 = 4096;
 /// First inode number a [`Writer`] hands out; gen_init_cpio starts at 721 too.
 pub const FIRST_INO: u32 = 721;
+/// The data of regular files of at least this many bytes starts at a multiple
+/// of it: the page and filesystem block size, so copy-on-write filesystems
+/// can share extents between the host file and the image (`copy_file_range`
+/// reflinks only whole, aligned blocks). Smaller files are not padded, which
+/// keeps small images small.
+pub const DATA_ALIGN: u64 = 4096;
 
 /// Mask of the file type bits of c_mode (include/uapi/linux/stat.h).
 pub const S_IFMT: u32 = 0o170_000;
@@ -105,6 +117,8 @@ struct Header<'a> {
     filesize: u32,
     rdev_major: u32,
     rdev_minor: u32,
+    /// Pad the name so that the data starts at a multiple of [`DATA_ALIGN`].
+    align_data: bool,
 }
 
 /// Streams a newc archive into `W`, one method per entry type.
@@ -114,6 +128,15 @@ struct Header<'a> {
 /// assigned in order from [`FIRST_INO`]. The caller gives the mtime, so the
 /// same calls give the same bytes. Modes are permission bits: the writer adds
 /// the file type. Writes go straight to `W`, so give it a `BufWriter`.
+///
+/// Regular files of [`DATA_ALIGN`] bytes or more get their name padded with
+/// NUL bytes (counted in c_namesize) so that their data starts at a multiple
+/// of [`DATA_ALIGN`] from the start of the output. The kernel reads the name
+/// as a C string (init/initramfs.c, `do_name`) and only requires c_namesize
+/// to be at most [`PATH_MAX`] with a NUL as its last byte; GNU cpio reads
+/// such names too. When the padding would pass [`PATH_MAX`] the file is left
+/// unaligned, as dracut-cpio does. The padding depends only on the offsets,
+/// so it is part of the reproducible output.
 ///
 /// # Example
 /// ```
@@ -137,9 +160,17 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Starts an archive at offset 0.
     pub fn new(out: W) -> Writer<W> {
+        Writer::with_offset(out, 0)
+    }
+
+    /// Starts an archive `offset` bytes into the output, for an archive
+    /// appended to a file: padding and data alignment count from the start
+    /// of the file. `offset` must be a multiple of [`ALIGN`], as the kernel
+    /// requires of every archive after the first.
+    pub fn with_offset(out: W, offset: u64) -> Writer<W> {
         Writer {
             out,
-            offset: 0,
+            offset,
             next_ino: FIRST_INO,
         }
     }
@@ -169,21 +200,7 @@ impl<W: Write> Writer<W> {
         size: u64,
         data: &mut R,
     ) -> Result<(), Error> {
-        let filesize = u32::try_from(size).map_err(|_| Error::TooLarge {
-            what: name.to_string(),
-            size,
-        })?;
-        let ino = self.take_ino();
-        self.write_header(&Header {
-            ino,
-            name,
-            mode: S_IFREG | (mode & PERMISSION_BITS),
-            nlink: 1,
-            mtime,
-            filesize,
-            rdev_major: 0,
-            rdev_minor: 0,
-        })?;
+        self.write_file_header(name, mode, mtime, size)?;
         self.copy_data(name, size, data)?;
         self.write_padding(ALIGN)
     }
@@ -229,6 +246,7 @@ impl<W: Write> Writer<W> {
             filesize: 0,
             rdev_major: major,
             rdev_minor: minor,
+            align_data: false,
         })
     }
 
@@ -246,9 +264,37 @@ impl<W: Write> Writer<W> {
             filesize: 0,
             rdev_major: 0,
             rdev_minor: 0,
+            align_data: false,
         })?;
         self.write_padding(BLOCK_SIZE)?;
         Ok(self.out)
+    }
+
+    /// Writes the header of a regular file of `size` bytes whose data
+    /// follows, aligned to [`DATA_ALIGN`] when it is that big.
+    fn write_file_header(
+        &mut self,
+        name: &str,
+        mode: u32,
+        mtime: u32,
+        size: u64,
+    ) -> Result<(), Error> {
+        let filesize = u32::try_from(size).map_err(|_| Error::TooLarge {
+            what: name.to_string(),
+            size,
+        })?;
+        let ino = self.take_ino();
+        self.write_header(&Header {
+            ino,
+            name,
+            mode: S_IFREG | (mode & PERMISSION_BITS),
+            nlink: 1,
+            mtime,
+            filesize,
+            rdev_major: 0,
+            rdev_minor: 0,
+            align_data: size >= DATA_ALIGN,
+        })
     }
 
     /// Writes a header, then `data` and its padding.
@@ -274,6 +320,7 @@ impl<W: Write> Writer<W> {
             filesize,
             rdev_major: 0,
             rdev_minor: 0,
+            align_data: mode & S_IFMT == S_IFREG && data.len() as u64 >= DATA_ALIGN,
         })?;
         self.emit(data)?;
         self.write_padding(ALIGN)
@@ -290,8 +337,13 @@ impl<W: Write> Writer<W> {
     /// Writes the header, the NUL-terminated name and the padding after them.
     fn write_header(&mut self, h: &Header<'_>) -> Result<(), Error> {
         let name = check_name(h.name, h.ino == 0)?;
-        // The name is at most PATH_MAX - 1 bytes (check_name), so this fits.
-        let namesize = u32::try_from(name.len() + 1).map_err(|_| Error::TooLarge {
+        let namelen = if h.align_data {
+            aligned_name_len(self.offset, name.len())
+        } else {
+            name.len() + 1
+        };
+        // At most PATH_MAX (check_name, aligned_name_len), so this fits.
+        let namesize = u32::try_from(namelen).map_err(|_| Error::TooLarge {
             what: name.to_string(),
             size: name.len() as u64,
         })?;
@@ -308,10 +360,11 @@ impl<W: Write> Writer<W> {
         push_hex(&mut header, 0); // c_devminor
         push_hex(&mut header, h.rdev_major); // c_rdevmajor: device nodes only
         push_hex(&mut header, h.rdev_minor); // c_rdevminor
-        push_hex(&mut header, namesize); // c_namesize: including the NUL
+        push_hex(&mut header, namesize); // c_namesize: with the NUL (and padding)
         push_hex(&mut header, 0); // c_check: only the crc variant uses it
         header.extend_from_slice(name.as_bytes());
-        header.push(0);
+        // The NUL, then any NULs that align the data.
+        header.resize(HEADER_LEN + namelen, 0);
         // Every header starts aligned, so padding the header and name to a
         // multiple of 4 keeps the data aligned.
         header.resize(header.len().next_multiple_of(4), 0);
@@ -360,6 +413,62 @@ impl<W: Write> Writer<W> {
         self.out.write_all(bytes).map_err(write_error)?;
         self.offset += bytes.len() as u64;
         Ok(())
+    }
+}
+
+impl Writer<BufWriter<&File>> {
+    /// Writes a regular file whose `size` bytes are the start of `data`,
+    /// copied from file to file in the kernel when the output is a file.
+    ///
+    /// Files of [`DATA_ALIGN`] bytes or more are copied by
+    /// [`crate::output::copy_into`] (`copy_file_range(2)`, which shares
+    /// extents on copy-on-write filesystems; the data is aligned for it),
+    /// after the buffer is flushed so that the header lands before the
+    /// data. Smaller files are read into the buffer, which costs fewer
+    /// syscalls. The bytes written are the same as [`Writer::write_file`]'s.
+    ///
+    /// Errors: those of [`Writer::write_file`], and [`Error::CopyFile`]
+    /// when the kernel's copy fails (its errno does not say which end).
+    pub fn copy_file(
+        &mut self,
+        name: &str,
+        mode: u32,
+        mtime: u32,
+        size: u64,
+        data: &File,
+    ) -> Result<(), Error> {
+        if size < DATA_ALIGN {
+            return self.write_file(name, mode, mtime, size, &mut &*data);
+        }
+        self.write_file_header(name, mode, mtime, size)?;
+        self.out.flush().map_err(write_error)?;
+        let copied =
+            copy_into(self.out.get_ref(), data, size).map_err(|source| Error::CopyFile {
+                path: name.into(),
+                source,
+            })?;
+        self.offset += copied;
+        if copied < size {
+            return Err(Error::FileChanged {
+                path: name.into(),
+                expected: size,
+            });
+        }
+        self.write_padding(ALIGN)
+    }
+}
+
+/// The c_namesize that makes the data of an entry whose header starts at
+/// `offset` begin at a multiple of [`DATA_ALIGN`]: the name, its NUL and
+/// NUL padding. Just the name and NUL when that would pass [`PATH_MAX`]:
+/// the kernel skips entries with longer names (`do_header`).
+fn aligned_name_len(offset: u64, name_len: usize) -> usize {
+    let plain = name_len + 1;
+    let data_at = offset + HEADER_LEN as u64 + plain as u64;
+    let pad = padding(data_at, DATA_ALIGN);
+    match usize::try_from(pad) {
+        Ok(pad) if plain + pad <= PATH_MAX as usize => plain + pad,
+        _ => plain,
     }
 }
 
@@ -423,6 +532,9 @@ pub(crate) fn check_symlink_target(name: &str, target: &str) -> Result<(), Error
 pub struct Entry {
     /// Byte offset of the entry's header in the input.
     pub offset: u64,
+    /// Byte offset of the entry's data in the input: after the header, the
+    /// name (with any NUL padding counted in c_namesize) and padding to 4.
+    pub data_offset: u64,
     /// The name, up to its NUL; bytes that are not UTF-8 become U+FFFD.
     pub name: String,
     /// c_ino.
@@ -551,6 +663,16 @@ impl Fields {
     }
 }
 
+/// What a [`Reader::step`] left to do.
+enum Step {
+    /// Step again.
+    Continue,
+    /// The input is used up.
+    NeedInput,
+    /// Stopped before a byte that starts something other than a newc archive.
+    Foreign,
+}
+
 /// Where the reader is in the input.
 enum State {
     /// Before an archive or after a `TRAILER!!!`: zero bytes are skipped.
@@ -615,9 +737,16 @@ impl Default for Reader {
 impl Reader {
     /// A reader at the start of the input.
     pub fn new() -> Reader {
+        Reader::at_offset(0)
+    }
+
+    /// A reader whose input starts `offset` bytes into a larger one (a
+    /// segment of an image after others): offsets in entries and errors, and
+    /// the 4-byte alignment the kernel checks, count from the larger start.
+    pub fn at_offset(offset: u64) -> Reader {
         Reader {
             state: State::Gap,
-            offset: 0,
+            offset,
             buf: Vec::new(),
             archives: 0,
             failed: None,
@@ -639,12 +768,39 @@ impl Reader {
     /// Errors: [`Error::BadArchive`] with the offset of the bad header (or
     /// byte) and what is wrong with it.
     pub fn feed(&mut self, chunk: &[u8], mut on_entry: impl FnMut(Entry)) -> Result<(), Error> {
+        self.feed_until(chunk, false, &mut on_entry).map(|_| ())
+    }
+
+    /// Like [`Reader::feed`], but stops before a byte that follows a
+    /// `TRAILER!!!` and its zero padding and is not `'0'`: where the kernel's
+    /// `unpack_to_rootfs` (init/initramfs.c) leaves a plain archive to look
+    /// for a compressed one. Returns the bytes consumed: `chunk.len()` unless
+    /// it stopped, and the reader then stays before that byte.
+    ///
+    /// As in the kernel, that byte must be at a multiple of 4 bytes
+    /// ([`Problem::BrokenPadding`] otherwise).
+    pub fn feed_segment(
+        &mut self,
+        chunk: &[u8],
+        mut on_entry: impl FnMut(Entry),
+    ) -> Result<usize, Error> {
+        self.feed_until(chunk, true, &mut on_entry)
+    }
+
+    /// Steps through `chunk`; with `stop_at_foreign`, stops as
+    /// [`Reader::feed_segment`] says. Returns the bytes consumed.
+    fn feed_until(
+        &mut self,
+        chunk: &[u8],
+        stop_at_foreign: bool,
+        on_entry: &mut dyn FnMut(Entry),
+    ) -> Result<usize, Error> {
         self.check_failed()?;
         let mut input = chunk;
         loop {
-            match self.step(&mut input, &mut on_entry) {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
+            match self.step(&mut input, stop_at_foreign, on_entry) {
+                Ok(Step::Continue) => {}
+                Ok(Step::NeedInput | Step::Foreign) => return Ok(chunk.len() - input.len()),
                 Err((offset, problem)) => {
                     self.failed = Some((offset, problem.clone()));
                     return Err(Error::BadArchive { offset, problem });
@@ -686,23 +842,28 @@ impl Reader {
     }
 
     /// Advances by one state transition or by as much input as the state
-    /// takes. Returns false when it needs more input.
+    /// takes.
     fn step(
         &mut self,
         input: &mut &[u8],
+        stop_at_foreign: bool,
         on_entry: &mut dyn FnMut(Entry),
-    ) -> Result<bool, (u64, Problem)> {
+    ) -> Result<Step, (u64, Problem)> {
         match mem::replace(&mut self.state, State::Gap) {
             State::Gap => {
                 // init/initramfs.c do_reset: zeros between archives are
                 // skipped, and the next one must start aligned.
                 let zeros = input.iter().take_while(|&&b| b == 0).count();
                 self.skip(input, zeros);
-                if input.is_empty() {
-                    return Ok(false);
-                }
+                let Some(&next) = input.first() else {
+                    return Ok(Step::NeedInput);
+                };
                 if !self.offset.is_multiple_of(ALIGN) {
                     return Err((self.offset, Problem::BrokenPadding));
+                }
+                // unpack_to_rootfs starts a plain archive only at a '0'.
+                if stop_at_foreign && self.archives > 0 && next != NEWC_MAGIC[0] {
+                    return Ok(Step::Foreign);
                 }
                 self.buf.clear();
                 self.state = State::Header { start: self.offset };
@@ -716,7 +877,7 @@ impl Reader {
                 }
                 if !done {
                     self.state = State::Header { start };
-                    return Ok(false);
+                    return Ok(Step::NeedInput);
                 }
                 let fields = parse_fields(&self.buf).map_err(|p| (start, p))?;
                 self.buf.clear();
@@ -727,7 +888,7 @@ impl Reader {
                 let namesize = fields.namesize() as usize;
                 if !self.collect(input, namesize) {
                     self.state = State::Name { start, fields };
-                    return Ok(false);
+                    return Ok(Step::NeedInput);
                 }
                 if self.buf.last() != Some(&0) {
                     return Err((start, Problem::NameNotTerminated));
@@ -750,7 +911,7 @@ impl Reader {
                 let left = self.skip_up_to(input, left);
                 if left > 0 {
                     self.state = State::NamePad { left, entry };
-                    return Ok(false);
+                    return Ok(Step::NeedInput);
                 }
                 let size = u64::from(entry.size);
                 let name = entry.name.clone();
@@ -784,7 +945,7 @@ impl Reader {
                         name,
                         symlink,
                     };
-                    return Ok(false);
+                    return Ok(Step::NeedInput);
                 }
                 if let Some(mut entry) = symlink {
                     entry.symlink_target = Some(String::from_utf8_lossy(&self.buf).into_owned());
@@ -799,13 +960,13 @@ impl Reader {
                 let left = self.skip_up_to(input, left);
                 if left > 0 {
                     self.state = State::DataPad { left };
-                    return Ok(false);
+                    return Ok(Step::NeedInput);
                 }
                 self.buf.clear();
                 self.state = State::Header { start: self.offset };
             }
         }
-        Ok(true)
+        Ok(Step::Continue)
     }
 
     /// Moves up to `want - buf.len()` bytes of input into `buf`; true when
@@ -892,11 +1053,12 @@ fn make_entry(offset: u64, name: String, fields: &Fields) -> Entry {
         dev_minor,
         rdev_major,
         rdev_minor,
-        _namesize,
+        namesize,
         _check,
     ] = fields.0;
     Entry {
         offset,
+        data_offset: (offset + HEADER_LEN as u64 + u64::from(namesize)).next_multiple_of(ALIGN),
         name,
         ino,
         mode,
@@ -1293,5 +1455,153 @@ mod tests {
     #[test]
     fn two_writers_in_one_process_are_independent() {
         assert_eq!(sample(), sample());
+    }
+
+    /// The c_namesize field of the header at `at`.
+    fn namesize_at(bytes: &[u8], at: usize) -> u32 {
+        let field = 6 + 11 * 8;
+        parse_hex(&bytes[at + field..at + field + 8]).unwrap()
+    }
+
+    #[test]
+    fn big_file_data_is_aligned_by_padding_the_name() {
+        let mut w = Writer::new(Vec::new());
+        w.write_dir("dev", 0o755, 0).unwrap();
+        let big = vec![7; 5000];
+        w.write_file("big", 0o644, 0, 5000, &mut &big[..]).unwrap();
+        w.write_bytes("small", 0o644, 0, &[1; 4095]).unwrap();
+        w.write_bytes("in-memory", 0o644, 0, &[2; 4096]).unwrap();
+        let bytes = w.finish().unwrap();
+        let entries = read_archive(&bytes).unwrap();
+
+        let big_entry = &entries[1];
+        assert_eq!(big_entry.name, "big");
+        assert_eq!(big_entry.data_offset, DATA_ALIGN);
+        let at = usize::try_from(big_entry.offset).unwrap();
+        let namesize = namesize_at(&bytes, at);
+        assert_eq!(u64::from(namesize), DATA_ALIGN - big_entry.offset - 110);
+        let name = &bytes[at + HEADER_LEN..at + HEADER_LEN + namesize as usize];
+        assert!(name.starts_with(b"big\0") && name.iter().skip(3).all(|&b| b == 0));
+        assert_eq!(bytes[4096..9096], big[..]);
+
+        // Under DATA_ALIGN: just the name and its NUL.
+        assert_eq!(entries[2].name, "small");
+        let at = usize::try_from(entries[2].offset).unwrap();
+        assert_eq!(namesize_at(&bytes, at), 6);
+        assert_eq!(entries[3].data_offset % DATA_ALIGN, 0);
+    }
+
+    #[test]
+    fn alignment_gives_up_rather_than_pass_path_max() {
+        // A header at 4084 with a 4000-byte name would need 4093 bytes of
+        // padding: c_namesize would pass PATH_MAX, which the kernel skips.
+        let name = "n".repeat(4000);
+        let mut w = Writer::with_offset(Vec::new(), 4084);
+        w.write_file(&name, 0o644, 0, 8192, &mut &[3; 8192][..])
+            .unwrap();
+        let bytes = w.finish().unwrap();
+        assert_eq!(namesize_at(&bytes, 0), 4001);
+        let mut reader = Reader::at_offset(4084);
+        let mut entries = Vec::new();
+        reader.feed(&bytes, |e| entries.push(e)).unwrap();
+        reader.finish().unwrap();
+        assert_eq!(entries[0].offset, 4084);
+        assert_eq!(
+            entries[0].data_offset,
+            (4084 + 110 + 4001_u64).next_multiple_of(4)
+        );
+        // The trailer padding counts from the start of the whole output.
+        assert_eq!((4084 + bytes.len() as u64) % BLOCK_SIZE, 0);
+    }
+
+    #[test]
+    fn feed_segment_stops_where_the_kernel_looks_for_compressed_data() {
+        let archive = sample();
+        let mut input = archive.clone();
+        input.extend_from_slice(&[0; 8]);
+        let stop = input.len();
+        input.extend_from_slice(b"\x02\x21\x4c\x18more");
+        for chunk in [1, 3, input.len()] {
+            let mut reader = Reader::new();
+            let mut used = 0;
+            for piece in input.chunks(chunk) {
+                let n = reader.feed_segment(piece, |_| {}).unwrap();
+                used += n;
+                if n < piece.len() {
+                    break;
+                }
+            }
+            assert_eq!(used, stop, "chunks of {chunk}");
+            assert_eq!(reader.offset(), stop as u64);
+            assert_eq!(reader.archives(), 1);
+        }
+
+        // Another plain archive does not stop it.
+        let mut two = archive.clone();
+        two.extend_from_slice(&archive);
+        let mut reader = Reader::new();
+        assert_eq!(reader.feed_segment(&two, |_| {}).unwrap(), two.len());
+        assert_eq!(reader.archives(), 2);
+
+        // Before any trailer a foreign byte is an error, not a stop.
+        let mut reader = Reader::new();
+        let err = reader
+            .feed_segment(b"\x02\x21\x4c\x18\0\0", |_| {})
+            .unwrap_err();
+        assert!(matches!(err, Error::BadArchive { offset: 0, .. }));
+
+        // The next segment must start at a multiple of 4.
+        let mut odd = archive.clone();
+        odd.extend_from_slice(b"\0\x02");
+        let mut reader = Reader::new();
+        let err = reader.feed_segment(&odd, |_| {}).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::BadArchive {
+                problem: Problem::BrokenPadding,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn copy_file_writes_what_write_file_writes() {
+        let tmp = crate::testutil::TempDir::new("cpio-copy");
+        let data: Vec<u8> = (0..20_000_u32).map(|i| i.to_le_bytes()[1]).collect();
+        let host = tmp.write("host", &data);
+        let small = tmp.write("small", b"tiny");
+
+        let mut expected = Writer::new(Vec::new());
+        expected.write_bytes("a", 0o644, 0, b"x").unwrap();
+        expected
+            .write_file("big", 0o644, 0, 20_000, &mut &data[..])
+            .unwrap();
+        expected
+            .write_file("s", 0o600, 0, 4, &mut &b"tiny"[..])
+            .unwrap();
+        let expected = expected.finish().unwrap();
+
+        let out = File::create(tmp.path().join("out")).unwrap();
+        let mut w = Writer::new(BufWriter::new(&out));
+        w.write_bytes("a", 0o644, 0, b"x").unwrap();
+        w.copy_file("big", 0o644, 0, 20_000, &File::open(&host).unwrap())
+            .unwrap();
+        w.copy_file("s", 0o600, 0, 4, &File::open(&small).unwrap())
+            .unwrap();
+        w.finish().unwrap().flush().unwrap();
+        assert!(std::fs::read(tmp.path().join("out")).unwrap() == expected);
+
+        // A file shorter than planned.
+        let mut w = Writer::new(BufWriter::new(&out));
+        let err = w
+            .copy_file("big", 0o644, 0, 30_000, &File::open(&host).unwrap())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::FileChanged {
+                expected: 30_000,
+                ..
+            }
+        ));
     }
 }

@@ -1,9 +1,17 @@
-//! Just enough ELF (elf(5)) to tell a static executable from a dynamic one:
-//! the file header and the program header table, ELF32 and ELF64, either
-//! byte order. An executable with a `PT_INTERP` program header needs a
-//! dynamic loader; our init has none. Reads at most the header and the
-//! program header table, whose size is bounded before it is read.
+//! Just enough ELF (elf(5)) for two questions: is an executable static (the
+//! file header and program header table, read from a stream by
+//! [`read_elf_info`]), and what does an executable or library ask the
+//! dynamic loader for ([`parse_dynamic`] on the whole file in memory: its
+//! `PT_INTERP`, and the `DT_NEEDED`, `DT_SONAME`, `DT_RPATH`, `DT_RUNPATH`
+//! and `DT_FLAGS_1` entries of its dynamic section). ELF32 and ELF64, either
+//! byte order.
+//!
+//! Both readers take hostile input: every offset and size is checked before
+//! use, with checked arithmetic, and nothing is allocated beyond what the
+//! input itself holds (or [`MAX_PHDR_TABLE`] for the stream reader). No
+//! state is kept.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -22,14 +30,45 @@ pub const ELFDATA2MSB: u8 = 2;
 pub const ET_EXEC: u16 = 2;
 /// e_type of a position-independent executable (static-pie) or library.
 pub const ET_DYN: u16 = 3;
+/// e_machine of 32-bit x86.
+pub const EM_386: u16 = 3;
+/// e_machine of x86-64.
+pub const EM_X86_64: u16 = 62;
+/// e_machine of 64-bit Arm.
+pub const EM_AARCH64: u16 = 183;
+/// p_type of a segment mapped from the file.
+pub const PT_LOAD: u32 = 1;
+/// p_type of the segment holding the dynamic section.
+pub const PT_DYNAMIC: u32 = 2;
 /// p_type of the program header naming the dynamic loader.
 pub const PT_INTERP: u32 = 3;
+/// d_tag ending the dynamic section.
+pub const DT_NULL: u64 = 0;
+/// d_tag of a needed library: a string table offset of its name.
+pub const DT_NEEDED: u64 = 1;
+/// d_tag of the string table's address.
+pub const DT_STRTAB: u64 = 5;
+/// d_tag of the string table's size in bytes.
+pub const DT_STRSZ: u64 = 10;
+/// d_tag of the object's own name.
+pub const DT_SONAME: u64 = 14;
+/// d_tag of the old-style search path, searched before `LD_LIBRARY_PATH`.
+pub const DT_RPATH: u64 = 15;
+/// d_tag of the new-style search path, searched after `LD_LIBRARY_PATH`.
+pub const DT_RUNPATH: u64 = 29;
+/// d_tag of the `DF_1_*` flags.
+pub const DT_FLAGS_1: u64 = 0x6fff_fffb;
+/// `DT_FLAGS_1` bit: do not search the default directories (`-z nodeflib`).
+pub const DF_1_NODEFLIB: u64 = 0x800;
 /// Program header tables bigger than this are refused unread: real
 /// executables have a few dozen entries of 56 bytes.
-const MAX_PHDR_TABLE: u64 = 1 << 20;
+pub const MAX_PHDR_TABLE: u64 = 1 << 20;
+/// The kernel refuses a `PT_INTERP` longer than `PATH_MAX`
+/// (`load_elf_binary` in fs/binfmt_elf.c).
+const PATH_MAX: u64 = 4096;
 
 /// 32 or 64 bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Class {
     /// ELFCLASS32.
     Elf32,
@@ -38,7 +77,7 @@ pub enum Class {
 }
 
 /// Byte order of the file's fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endian {
     /// ELFDATA2LSB.
     Little,
@@ -66,64 +105,478 @@ impl ElfInfo {
     }
 }
 
+/// The fields of the ELF file header this module uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// 32 or 64 bits.
+    pub class: Class,
+    /// Byte order.
+    pub endian: Endian,
+    /// e_type ([`ET_EXEC`], [`ET_DYN`], ...).
+    pub e_type: u16,
+    /// e_machine ([`EM_X86_64`], ...): ld.so loads only libraries whose
+    /// class, byte order and machine match the program's.
+    pub e_machine: u16,
+    /// File offset of the program header table.
+    pub phoff: u64,
+    /// Size of one program header, at least the class's own.
+    pub phentsize: u16,
+    /// Number of program headers.
+    pub phnum: u16,
+}
+
+/// What an ELF file asks of the dynamic loader: the result of
+/// [`parse_dynamic`]. A static executable has all of it empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dynamic {
+    /// The file header.
+    pub header: Header,
+    /// The `PT_INTERP` path (the first such header, as the kernel takes it),
+    /// without its NUL.
+    pub interp: Option<String>,
+    /// The `DT_NEEDED` names, in order.
+    pub needed: Vec<String>,
+    /// `DT_SONAME`.
+    pub soname: Option<String>,
+    /// `DT_RPATH` as stored (colon-separated, `$ORIGIN` unexpanded).
+    /// glibc ignores it when `DT_RUNPATH` is present; that is the caller's
+    /// business.
+    pub rpath: Option<String>,
+    /// `DT_RUNPATH` as stored.
+    pub runpath: Option<String>,
+    /// `DT_FLAGS_1`, 0 when absent.
+    pub flags_1: u64,
+}
+
+impl Dynamic {
+    /// True when the object was linked with `-z nodeflib`: ld.so then skips
+    /// its cache and default directories when loading what it needs.
+    pub fn nodeflib(&self) -> bool {
+        self.flags_1 & DF_1_NODEFLIB != 0
+    }
+}
+
+/// Why [`parse_header`] or [`parse_dynamic`] refused its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElfProblem {
+    /// The input does not start with [`ELF_MAGIC`].
+    NotElf,
+    /// The file header is cut short.
+    TruncatedHeader,
+    /// `e_ident[EI_CLASS]` is neither 32 nor 64 bits.
+    BadClass(u8),
+    /// `e_ident[EI_DATA]` is neither byte order.
+    BadByteOrder(u8),
+    /// `e_phentsize` is smaller than a program header of the class.
+    BadProgramHeaderSize(u16),
+    /// The program header table does not fit in the file.
+    ProgramHeadersOutsideFile,
+    /// The `PT_INTERP` segment does not fit in the file.
+    InterpOutsideFile,
+    /// The `PT_INTERP` path is empty, too long or not UTF-8.
+    BadInterp,
+    /// The `PT_DYNAMIC` segment does not fit in the file.
+    DynamicOutsideFile,
+    /// Strings are referenced but there is no `DT_STRTAB`.
+    NoStringTable,
+    /// `DT_STRTAB` is not inside any `PT_LOAD` segment's file bytes.
+    StringTableNotMapped,
+    /// A string offset is past the string table.
+    BadStringOffset(u64),
+    /// A string runs to the end of the string table without a NUL.
+    UnterminatedString(u64),
+    /// A string is not UTF-8 (paths in the image are UTF-8).
+    NotUtf8(u64),
+}
+
+impl fmt::Display for ElfProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ElfProblem::NotElf => f.write_str("not an ELF file"),
+            ElfProblem::TruncatedHeader => f.write_str("the ELF header is cut short"),
+            ElfProblem::BadClass(c) => write!(f, "unknown ELF class {c}"),
+            ElfProblem::BadByteOrder(d) => write!(f, "unknown ELF byte order {d}"),
+            ElfProblem::BadProgramHeaderSize(n) => {
+                write!(f, "program headers of {n} bytes are too small")
+            }
+            ElfProblem::ProgramHeadersOutsideFile => {
+                f.write_str("the program header table is outside the file")
+            }
+            ElfProblem::InterpOutsideFile => f.write_str("PT_INTERP is outside the file"),
+            ElfProblem::BadInterp => f.write_str("PT_INTERP is empty, too long or not UTF-8"),
+            ElfProblem::DynamicOutsideFile => f.write_str("PT_DYNAMIC is outside the file"),
+            ElfProblem::NoStringTable => f.write_str("the dynamic section has no DT_STRTAB"),
+            ElfProblem::StringTableNotMapped => {
+                f.write_str("DT_STRTAB is not in any PT_LOAD segment")
+            }
+            ElfProblem::BadStringOffset(at) => {
+                write!(f, "string offset {at} is past the string table")
+            }
+            ElfProblem::UnterminatedString(at) => {
+                write!(f, "the string at offset {at} has no NUL")
+            }
+            ElfProblem::NotUtf8(at) => write!(f, "the string at offset {at} is not UTF-8"),
+        }
+    }
+}
+
+/// Fixed-size fields of `data` in its byte order; `None` past the end.
+#[derive(Clone, Copy)]
+struct Fields<'a> {
+    data: &'a [u8],
+    class: Class,
+    endian: Endian,
+}
+
+impl<'a> Fields<'a> {
+    /// `len` bytes at `at`, or `None` when they are not all in `data`.
+    fn bytes(&self, at: u64, len: u64) -> Option<&'a [u8]> {
+        let start = usize::try_from(at).ok()?;
+        let end = usize::try_from(at.checked_add(len)?).ok()?;
+        self.data.get(start..end)
+    }
+
+    fn u16(&self, at: u64) -> Option<u16> {
+        let b: [u8; 2] = self.bytes(at, 2)?.try_into().ok()?;
+        Some(match self.endian {
+            Endian::Little => u16::from_le_bytes(b),
+            Endian::Big => u16::from_be_bytes(b),
+        })
+    }
+
+    fn u32(&self, at: u64) -> Option<u32> {
+        let b: [u8; 4] = self.bytes(at, 4)?.try_into().ok()?;
+        Some(match self.endian {
+            Endian::Little => u32::from_le_bytes(b),
+            Endian::Big => u32::from_be_bytes(b),
+        })
+    }
+
+    fn u64(&self, at: u64) -> Option<u64> {
+        let b: [u8; 8] = self.bytes(at, 8)?.try_into().ok()?;
+        Some(match self.endian {
+            Endian::Little => u64::from_le_bytes(b),
+            Endian::Big => u64::from_be_bytes(b),
+        })
+    }
+
+    /// An address, offset or size: `Elf32_Word`/`Elf32_Addr` or their
+    /// 64-bit forms. Signed `d_tag`s read the same way: the tags used here
+    /// are all positive.
+    fn word(&self, at: u64) -> Option<u64> {
+        match self.class {
+            Class::Elf32 => self.u32(at).map(u64::from),
+            Class::Elf64 => self.u64(at),
+        }
+    }
+
+    /// Size of [`Fields::word`].
+    fn word_len(&self) -> u64 {
+        match self.class {
+            Class::Elf32 => 4,
+            Class::Elf64 => 8,
+        }
+    }
+}
+
+/// Parses the ELF file header at the start of `bytes` (at least 52 or 64
+/// bytes, by class). The program header table is not looked at, so the
+/// header alone is enough input.
+pub fn parse_header(bytes: &[u8]) -> Result<Header, ElfProblem> {
+    if bytes.get(..4) != Some(ELF_MAGIC.as_slice()) {
+        return Err(ElfProblem::NotElf);
+    }
+    let (Some(&ei_class), Some(&ei_data)) = (bytes.get(4), bytes.get(5)) else {
+        return Err(ElfProblem::TruncatedHeader);
+    };
+    let class = match ei_class {
+        ELFCLASS32 => Class::Elf32,
+        ELFCLASS64 => Class::Elf64,
+        c => return Err(ElfProblem::BadClass(c)),
+    };
+    let endian = match ei_data {
+        ELFDATA2LSB => Endian::Little,
+        ELFDATA2MSB => Endian::Big,
+        d => return Err(ElfProblem::BadByteOrder(d)),
+    };
+    let at = Fields {
+        data: bytes,
+        class,
+        endian,
+    };
+    // Elf32_Ehdr / Elf64_Ehdr: e_ident[16], e_type, e_machine, e_version,
+    // e_entry, e_phoff, e_shoff, e_flags, e_ehsize, e_phentsize, e_phnum.
+    // Offsets past e_entry depend on the word size.
+    let (phoff_at, phentsize_at, min_phentsize) = match class {
+        Class::Elf32 => (28, 42, 32),
+        Class::Elf64 => (32, 54, 56),
+    };
+    let header_len = match class {
+        Class::Elf32 => 52,
+        Class::Elf64 => 64,
+    };
+    if bytes.len() < header_len {
+        return Err(ElfProblem::TruncatedHeader);
+    }
+    // In bounds: the whole header is there, so no default is ever used.
+    let header = Header {
+        class,
+        endian,
+        e_type: at.u16(16).unwrap_or_default(),
+        e_machine: at.u16(18).unwrap_or_default(),
+        phoff: at.word(phoff_at).unwrap_or_default(),
+        phentsize: at.u16(phentsize_at).unwrap_or_default(),
+        phnum: at.u16(phentsize_at + 2).unwrap_or_default(),
+    };
+    if header.phnum > 0 && header.phentsize < min_phentsize {
+        return Err(ElfProblem::BadProgramHeaderSize(header.phentsize));
+    }
+    Ok(header)
+}
+
+/// The fields of one program header this module uses.
+#[derive(Clone, Copy, Debug)]
+struct ProgramHeader {
+    p_type: u32,
+    p_offset: u64,
+    p_vaddr: u64,
+    p_filesz: u64,
+}
+
+/// The program headers of `data`, after checking the table fits in it.
+fn program_headers<'a>(
+    data: &'a [u8],
+    header: &Header,
+) -> Result<impl Iterator<Item = ProgramHeader> + 'a, ElfProblem> {
+    let at = Fields {
+        data,
+        class: header.class,
+        endian: header.endian,
+    };
+    let entsize = u64::from(header.phentsize);
+    let table_len = entsize * u64::from(header.phnum);
+    // An empty table may say any offset: nothing is read from it.
+    if header.phnum > 0 && at.bytes(header.phoff, table_len).is_none() {
+        return Err(ElfProblem::ProgramHeadersOutsideFile);
+    }
+    let phoff = header.phoff;
+    Ok((0..u64::from(header.phnum)).filter_map(move |i| {
+        // In bounds: the whole table was checked above.
+        let base = phoff + i * entsize;
+        // Elf32_Phdr: p_type, p_offset, p_vaddr, p_paddr, p_filesz, ...
+        // Elf64_Phdr: p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz.
+        let (offset, vaddr, filesz) = match at.class {
+            Class::Elf32 => (4, 8, 16),
+            Class::Elf64 => (8, 16, 32),
+        };
+        Some(ProgramHeader {
+            p_type: at.u32(base)?,
+            p_offset: at.word(base + offset)?,
+            p_vaddr: at.word(base + vaddr)?,
+            p_filesz: at.word(base + filesz)?,
+        })
+    }))
+}
+
+/// Reads what `data`, a whole ELF file, asks of the dynamic loader.
+///
+/// A file without `PT_DYNAMIC` (a static executable) gives an empty
+/// [`Dynamic`]. The dynamic section is read from its `PT_DYNAMIC` file
+/// bytes up to `DT_NULL`; `DT_STRTAB` is an address, mapped to a file offset
+/// through the `PT_LOAD` segment holding it. Where a tag repeats, the last
+/// wins, as in glibc's `elf_get_dynamic_info`. Never panics, and allocates
+/// at most in proportion to `data`.
+///
+/// # Errors
+///
+/// [`ElfProblem`] saying which header, segment or string is malformed.
+///
+/// # Example
+///
+/// ```
+/// use mkinitrd::elf::{parse_dynamic, ElfProblem};
+/// assert_eq!(parse_dynamic(b"#!/bin/sh\n"), Err(ElfProblem::NotElf));
+/// ```
+pub fn parse_dynamic(data: &[u8]) -> Result<Dynamic, ElfProblem> {
+    let header = parse_header(data)?;
+    let at = Fields {
+        data,
+        class: header.class,
+        endian: header.endian,
+    };
+    let mut interp = None;
+    let mut dynamic = None;
+    for phdr in program_headers(data, &header)? {
+        match phdr.p_type {
+            PT_INTERP if interp.is_none() => interp = Some(read_interp(&at, &phdr)?),
+            PT_DYNAMIC if dynamic.is_none() => dynamic = Some(phdr),
+            _ => {}
+        }
+    }
+    let mut result = Dynamic {
+        header,
+        interp,
+        needed: Vec::new(),
+        soname: None,
+        rpath: None,
+        runpath: None,
+        flags_1: 0,
+    };
+    if let Some(phdr) = dynamic {
+        read_dynamic_section(data, &at, &header, &phdr, &mut result)?;
+    }
+    Ok(result)
+}
+
+/// The path in a `PT_INTERP` segment, up to its NUL.
+fn read_interp(at: &Fields<'_>, phdr: &ProgramHeader) -> Result<String, ElfProblem> {
+    if phdr.p_filesz > PATH_MAX {
+        return Err(ElfProblem::BadInterp);
+    }
+    let bytes = at
+        .bytes(phdr.p_offset, phdr.p_filesz)
+        .ok_or(ElfProblem::InterpOutsideFile)?;
+    let path = bytes.split(|&b| b == 0).next().unwrap_or_default();
+    match std::str::from_utf8(path) {
+        Ok(path) if !path.is_empty() => Ok(path.to_owned()),
+        _ => Err(ElfProblem::BadInterp),
+    }
+}
+
+/// Walks the `Elf*_Dyn` entries (`d_tag`, `d_val`, one word each) of the
+/// `PT_DYNAMIC` segment `phdr` and fills in `out`'s strings and flags.
+fn read_dynamic_section(
+    data: &[u8],
+    at: &Fields<'_>,
+    header: &Header,
+    phdr: &ProgramHeader,
+    out: &mut Dynamic,
+) -> Result<(), ElfProblem> {
+    at.bytes(phdr.p_offset, phdr.p_filesz)
+        .ok_or(ElfProblem::DynamicOutsideFile)?;
+    let word = at.word_len();
+    // String table offsets, resolved once the string table is known.
+    let mut needed = Vec::new();
+    let (mut soname, mut rpath, mut runpath) = (None, None, None);
+    let (mut strtab, mut strsz) = (None, None);
+    for i in 0..phdr.p_filesz / (2 * word) {
+        let entry = phdr.p_offset + i * 2 * word;
+        let (Some(tag), Some(val)) = (at.word(entry), at.word(entry + word)) else {
+            break;
+        };
+        match tag {
+            DT_NULL => break,
+            DT_NEEDED => needed.push(val),
+            DT_STRTAB => strtab = Some(val),
+            DT_STRSZ => strsz = Some(val),
+            DT_SONAME => soname = Some(val),
+            DT_RPATH => rpath = Some(val),
+            DT_RUNPATH => runpath = Some(val),
+            DT_FLAGS_1 => out.flags_1 = val,
+            _ => {}
+        }
+    }
+    if needed.is_empty() && soname.is_none() && rpath.is_none() && runpath.is_none() {
+        return Ok(());
+    }
+    let table = string_table(
+        data,
+        header,
+        strtab.ok_or(ElfProblem::NoStringTable)?,
+        strsz,
+    )?;
+    out.needed = needed
+        .into_iter()
+        .map(|offset| read_string(table, offset))
+        .collect::<Result<_, _>>()?;
+    out.soname = soname.map(|o| read_string(table, o)).transpose()?;
+    out.rpath = rpath.map(|o| read_string(table, o)).transpose()?;
+    out.runpath = runpath.map(|o| read_string(table, o)).transpose()?;
+    Ok(())
+}
+
+/// The file bytes of the string table at address `strtab`: from its file
+/// offset to the end of the `PT_LOAD` segment's file bytes holding it,
+/// clipped to `DT_STRSZ` when given.
+fn string_table<'a>(
+    data: &'a [u8],
+    header: &Header,
+    strtab: u64,
+    strsz: Option<u64>,
+) -> Result<&'a [u8], ElfProblem> {
+    let at = Fields {
+        data,
+        class: header.class,
+        endian: header.endian,
+    };
+    for load in program_headers(data, header)?.filter(|p| p.p_type == PT_LOAD) {
+        let Some(delta) = strtab.checked_sub(load.p_vaddr) else {
+            continue;
+        };
+        if delta >= load.p_filesz {
+            continue;
+        }
+        let Some(offset) = load.p_offset.checked_add(delta) else {
+            continue;
+        };
+        let in_file = u64::try_from(data.len())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(offset);
+        let len = (load.p_filesz - delta)
+            .min(in_file)
+            .min(strsz.unwrap_or(u64::MAX));
+        if let Some(table) = at.bytes(offset, len) {
+            return Ok(table);
+        }
+    }
+    Err(ElfProblem::StringTableNotMapped)
+}
+
+/// The NUL-terminated string at `offset` in `table`.
+fn read_string(table: &[u8], offset: u64) -> Result<String, ElfProblem> {
+    let rest = usize::try_from(offset)
+        .ok()
+        .and_then(|start| table.get(start..))
+        .filter(|rest| !rest.is_empty())
+        .ok_or(ElfProblem::BadStringOffset(offset))?;
+    let end = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(ElfProblem::UnterminatedString(offset))?;
+    std::str::from_utf8(&rest[..end])
+        .map(str::to_owned)
+        .map_err(|_| ElfProblem::NotUtf8(offset))
+}
+
 /// Reads the ELF header and program headers of `file`.
 ///
 /// `Ok(None)` when it is not ELF or its headers are truncated or
 /// implausible; `Err` only for I/O errors.
 pub fn read_elf_info<R: Read + Seek>(file: &mut R) -> io::Result<Option<ElfInfo>> {
-    let mut header = [0; 64];
-    let len = read_up_to(file, &mut header)?;
-    let header = &header[..len];
-    if header.len() < 16 || &header[..4] != ELF_MAGIC {
+    let mut bytes = [0; 64];
+    let len = read_up_to(file, &mut bytes)?;
+    let Ok(header) = parse_header(&bytes[..len]) else {
         return Ok(None);
-    }
-    let class = match header[4] {
-        ELFCLASS32 => Class::Elf32,
-        ELFCLASS64 => Class::Elf64,
-        _ => return Ok(None),
     };
-    let endian = match header[5] {
-        ELFDATA2LSB => Endian::Little,
-        ELFDATA2MSB => Endian::Big,
-        _ => return Ok(None),
-    };
-    // e_ehsize and the minimum e_phentsize of each class.
-    let (header_len, min_phentsize) = match class {
-        Class::Elf32 => (52, 32),
-        Class::Elf64 => (64, 56),
-    };
-    if header.len() < header_len {
-        return Ok(None);
-    }
-    let e_type = read_u16(header, 16, endian);
-    let (phoff, phentsize, phnum) = match class {
-        Class::Elf32 => (
-            u64::from(read_u32(header, 28, endian)),
-            read_u16(header, 42, endian),
-            read_u16(header, 44, endian),
-        ),
-        Class::Elf64 => (
-            read_u64(header, 32, endian),
-            read_u16(header, 54, endian),
-            read_u16(header, 56, endian),
-        ),
-    };
-    let table_len = u64::from(phentsize) * u64::from(phnum);
-    if phnum > 0 && phentsize < min_phentsize || table_len > MAX_PHDR_TABLE {
+    let table_len = u64::from(header.phentsize) * u64::from(header.phnum);
+    if table_len > MAX_PHDR_TABLE {
         return Ok(None);
     }
     let mut table = vec![0; usize::try_from(table_len).unwrap_or(0)];
-    file.seek(SeekFrom::Start(phoff))?;
+    file.seek(SeekFrom::Start(header.phoff))?;
     if read_up_to(file, &mut table)? < table.len() {
         return Ok(None);
     }
-    let has_interp = table
-        .chunks_exact(usize::from(phentsize.max(1)))
-        .any(|phdr| read_u32(phdr, 0, endian) == PT_INTERP);
+    // The table is now the whole input, at offset 0.
+    let at_zero = Header { phoff: 0, ..header };
+    let Ok(mut phdrs) = program_headers(&table, &at_zero) else {
+        return Ok(None);
+    };
+    let has_interp = phdrs.any(|phdr| phdr.p_type == PT_INTERP);
     Ok(Some(ElfInfo {
-        class,
-        endian,
-        e_type,
+        class: header.class,
+        endian: header.endian,
+        e_type: header.e_type,
         has_interp,
     }))
 }
@@ -152,32 +605,6 @@ fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-fn read_u16(bytes: &[u8], at: usize, endian: Endian) -> u16 {
-    let b = [bytes[at], bytes[at + 1]];
-    match endian {
-        Endian::Little => u16::from_le_bytes(b),
-        Endian::Big => u16::from_be_bytes(b),
-    }
-}
-
-fn read_u32(bytes: &[u8], at: usize, endian: Endian) -> u32 {
-    let mut b = [0; 4];
-    b.copy_from_slice(&bytes[at..at + 4]);
-    match endian {
-        Endian::Little => u32::from_le_bytes(b),
-        Endian::Big => u32::from_be_bytes(b),
-    }
-}
-
-fn read_u64(bytes: &[u8], at: usize, endian: Endian) -> u64 {
-    let mut b = [0; 8];
-    b.copy_from_slice(&bytes[at..at + 8]);
-    match endian {
-        Endian::Little => u64::from_le_bytes(b),
-        Endian::Big => u64::from_be_bytes(b),
-    }
 }
 
 /// Builds ELF files with given program header types, for tests here and in
@@ -232,6 +659,181 @@ pub(crate) fn make_elf(class: Class, endian: Endian, e_type: u16, phdr_types: &[
         elf[at..at + 4].copy_from_slice(&put32(p_type));
     }
     elf
+}
+
+/// A dynamic ELF file built for tests here and in ldso.rs: one `PT_LOAD`
+/// covering the whole file at [`TestElf::BASE`], then `PT_INTERP` and
+/// `PT_DYNAMIC` when there is something to put in them. With nothing set it
+/// is a static executable.
+#[cfg(test)]
+#[derive(Clone, Debug)]
+pub(crate) struct TestElf {
+    pub class: Class,
+    pub endian: Endian,
+    pub machine: u16,
+    pub interp: Option<String>,
+    pub needed: Vec<String>,
+    pub soname: Option<String>,
+    pub rpath: Option<String>,
+    pub runpath: Option<String>,
+    pub flags_1: u64,
+}
+
+#[cfg(test)]
+impl TestElf {
+    /// The `p_vaddr` of the file's first byte.
+    pub const BASE: u64 = 0x40_0000;
+
+    /// A static little-endian x86-64 executable.
+    pub fn x86_64() -> TestElf {
+        TestElf {
+            class: Class::Elf64,
+            endian: Endian::Little,
+            machine: EM_X86_64,
+            interp: None,
+            needed: Vec::new(),
+            soname: None,
+            rpath: None,
+            runpath: None,
+            flags_1: 0,
+        }
+    }
+
+    /// Sets `PT_INTERP`.
+    pub fn interp(mut self, path: &str) -> TestElf {
+        self.interp = Some(path.to_owned());
+        self
+    }
+
+    /// Sets the `DT_NEEDED` names.
+    pub fn needed(mut self, names: &[&str]) -> TestElf {
+        self.needed = names.iter().map(|&n| n.to_owned()).collect();
+        self
+    }
+
+    /// Sets `DT_SONAME`.
+    pub fn soname(mut self, name: &str) -> TestElf {
+        self.soname = Some(name.to_owned());
+        self
+    }
+
+    /// Sets `DT_RPATH`.
+    pub fn rpath(mut self, path: &str) -> TestElf {
+        self.rpath = Some(path.to_owned());
+        self
+    }
+
+    /// Sets `DT_RUNPATH`.
+    pub fn runpath(mut self, path: &str) -> TestElf {
+        self.runpath = Some(path.to_owned());
+        self
+    }
+
+    /// Lays the file out as: header, program headers, interpreter path,
+    /// string table, dynamic section (8-aligned).
+    pub fn build(&self) -> Vec<u8> {
+        let (ehsize, phentsize, word) = match self.class {
+            Class::Elf32 => (52, 32, 4),
+            Class::Elf64 => (64, 56, 8),
+        };
+        let mut strtab = vec![0u8];
+        let mut add = |s: &str| {
+            let offset = strtab.len() as u64;
+            strtab.extend_from_slice(s.as_bytes());
+            strtab.push(0);
+            offset
+        };
+        let mut dyns: Vec<(u64, u64)> = self.needed.iter().map(|n| (DT_NEEDED, add(n))).collect();
+        for (tag, value) in [
+            (DT_SONAME, &self.soname),
+            (DT_RPATH, &self.rpath),
+            (DT_RUNPATH, &self.runpath),
+        ] {
+            if let Some(value) = value {
+                dyns.push((tag, add(value)));
+            }
+        }
+        if self.flags_1 != 0 {
+            dyns.push((DT_FLAGS_1, self.flags_1));
+        }
+        let has_dynamic = !dyns.is_empty() || self.interp.is_some();
+        let phnum = 1 + usize::from(self.interp.is_some()) + usize::from(has_dynamic);
+        let interp_at = ehsize + phnum * phentsize;
+        let interp: Vec<u8> = match &self.interp {
+            Some(path) => [path.as_bytes(), b"\0"].concat(),
+            None => Vec::new(),
+        };
+        let strtab_at = interp_at + interp.len();
+        let dyn_at = (strtab_at + strtab.len()).next_multiple_of(8);
+        dyns.push((DT_STRTAB, Self::BASE + strtab_at as u64));
+        dyns.push((DT_STRSZ, strtab.len() as u64));
+        dyns.push((DT_NULL, 0));
+        let dyn_len = if has_dynamic {
+            dyns.len() * 2 * word
+        } else {
+            0
+        };
+        let total = dyn_at + dyn_len;
+
+        let mut elf = vec![0; total];
+        let endian = self.endian;
+        let (phoff_at, phentsize_at) = match self.class {
+            Class::Elf32 => (28, 42),
+            Class::Elf64 => (32, 54),
+        };
+        elf[..4].copy_from_slice(ELF_MAGIC);
+        elf[4] = match self.class {
+            Class::Elf32 => ELFCLASS32,
+            Class::Elf64 => ELFCLASS64,
+        };
+        elf[5] = match endian {
+            Endian::Little => ELFDATA2LSB,
+            Endian::Big => ELFDATA2MSB,
+        };
+        elf[6] = 1; // EI_VERSION
+        let mut put = |at: usize, len: usize, value: u64| {
+            let bytes = match endian {
+                Endian::Little => value.to_le_bytes()[..len].to_vec(),
+                Endian::Big => value.to_be_bytes()[8 - len..].to_vec(),
+            };
+            elf[at..at + len].copy_from_slice(&bytes);
+        };
+        put(16, 2, u64::from(ET_DYN));
+        put(18, 2, u64::from(self.machine));
+        put(20, 4, 1); // e_version
+        put(phoff_at, word, ehsize as u64);
+        put(phentsize_at - 2, 2, ehsize as u64); // e_ehsize
+        put(phentsize_at, 2, phentsize as u64);
+        put(phentsize_at + 2, 2, phnum as u64);
+        let mut phdrs = vec![(PT_LOAD, 0, total)];
+        if self.interp.is_some() {
+            phdrs.push((PT_INTERP, interp_at, interp.len()));
+        }
+        if has_dynamic {
+            phdrs.push((PT_DYNAMIC, dyn_at, dyn_len));
+        }
+        for (i, (p_type, offset, size)) in phdrs.into_iter().enumerate() {
+            let at = ehsize + i * phentsize;
+            let (offset_at, vaddr_at, filesz_at, memsz_at) = match self.class {
+                Class::Elf32 => (4, 8, 16, 20),
+                Class::Elf64 => (8, 16, 32, 40),
+            };
+            put(at, 4, u64::from(p_type));
+            put(at + offset_at, word, offset as u64);
+            put(at + vaddr_at, word, Self::BASE + offset as u64);
+            put(at + filesz_at, word, size as u64);
+            put(at + memsz_at, word, size as u64);
+        }
+        if has_dynamic {
+            for (i, (tag, value)) in dyns.iter().enumerate() {
+                put(dyn_at + i * 2 * word, word, *tag);
+                put(dyn_at + i * 2 * word + word, word, *value);
+            }
+        }
+        elf[interp_at..interp_at + interp.len()].copy_from_slice(&interp);
+        elf[strtab_at..strtab_at + strtab.len()].copy_from_slice(&strtab);
+        elf
+    }
 }
 
 #[cfg(test)]
@@ -313,5 +915,204 @@ mod tests {
         // only check that reading it works.
         let info = read_elf_info(&mut File::open(busybox).unwrap()).unwrap();
         assert!(info.is_some());
+    }
+
+    /// Every field set, for the round trip.
+    fn full(class: Class, endian: Endian) -> TestElf {
+        TestElf {
+            class,
+            endian,
+            flags_1: DF_1_NODEFLIB,
+            ..TestElf::x86_64()
+        }
+        .interp("/lib64/ld-linux-x86-64.so.2")
+        .needed(&["libfoo.so.1", "libc.so.6"])
+        .soname("libbar.so.2")
+        .rpath("$ORIGIN/../lib")
+        .runpath("/opt/lib:/usr/local/lib")
+    }
+
+    /// Overwrites the first 8-byte-aligned little-endian `(tag, value)`
+    /// dynamic entry with tag `tag` in an ELF64 LSB file.
+    fn patch_dyn(elf: &mut [u8], tag: u64, new_tag: u64, new_value: u64) {
+        let dynamic = parse_header(elf).unwrap();
+        assert_eq!(dynamic.class, Class::Elf64);
+        let at = (0..elf.len() - 16)
+            .step_by(8)
+            .rev()
+            .find(|&at| elf[at..at + 8] == tag.to_le_bytes())
+            .unwrap();
+        elf[at..at + 8].copy_from_slice(&new_tag.to_le_bytes());
+        elf[at + 8..at + 16].copy_from_slice(&new_value.to_le_bytes());
+    }
+
+    #[test]
+    fn parse_dynamic_reads_every_class_and_byte_order() {
+        for class in [Class::Elf32, Class::Elf64] {
+            for endian in [Endian::Little, Endian::Big] {
+                let d = parse_dynamic(&full(class, endian).build()).unwrap();
+                let what = format!("{class:?} {endian:?}");
+                assert_eq!((d.header.class, d.header.endian), (class, endian), "{what}");
+                assert_eq!(d.header.e_machine, EM_X86_64, "{what}");
+                assert_eq!(d.interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+                assert_eq!(d.needed, ["libfoo.so.1", "libc.so.6"], "{what}");
+                assert_eq!(d.soname.as_deref(), Some("libbar.so.2"), "{what}");
+                assert_eq!(d.rpath.as_deref(), Some("$ORIGIN/../lib"), "{what}");
+                assert_eq!(d.runpath.as_deref(), Some("/opt/lib:/usr/local/lib"));
+                assert!(d.nodeflib(), "{what}");
+                // The stream reader agrees.
+                let info = info(&full(class, endian).build()).unwrap();
+                assert!(info.has_interp && !info.is_static_executable(), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn static_executables_have_nothing_to_load() {
+        let d = parse_dynamic(&TestElf::x86_64().build()).unwrap();
+        assert_eq!((d.interp, d.needed.len(), d.soname), (None, 0, None));
+        assert_eq!((d.rpath, d.runpath, d.flags_1), (None, None, 0));
+        for class in [Class::Elf32, Class::Elf64] {
+            let d = parse_dynamic(&make_elf(class, Endian::Big, ET_EXEC, &STATIC)).unwrap();
+            assert!(d.needed.is_empty() && d.interp.is_none());
+        }
+        // A static-pie has PT_DYNAMIC, but nothing in it needs strings.
+        let pie = TestElf {
+            flags_1: 0x0800_0000, // DF_1_PIE
+            ..TestElf::x86_64()
+        };
+        assert!(parse_dynamic(&pie.build()).unwrap().needed.is_empty());
+    }
+
+    #[test]
+    fn non_elf_input_is_named() {
+        assert_eq!(parse_dynamic(b"#!/bin/sh\n"), Err(ElfProblem::NotElf));
+        assert_eq!(parse_dynamic(b""), Err(ElfProblem::NotElf));
+        assert_eq!(
+            parse_dynamic(b"\x7fELF\x02"),
+            Err(ElfProblem::TruncatedHeader)
+        );
+        let elf = full(Class::Elf64, Endian::Little).build();
+        assert_eq!(parse_dynamic(&elf[..63]), Err(ElfProblem::TruncatedHeader));
+        let mut bad = elf.clone();
+        bad[4] = 9;
+        assert_eq!(parse_dynamic(&bad), Err(ElfProblem::BadClass(9)));
+        bad[4] = ELFCLASS64;
+        bad[5] = 0;
+        assert_eq!(parse_dynamic(&bad), Err(ElfProblem::BadByteOrder(0)));
+    }
+
+    #[test]
+    fn hostile_dynamic_sections_are_refused_by_name() {
+        let elf = full(Class::Elf64, Endian::Little).build();
+        let check = |tag, new_tag, value, want| {
+            let mut bad = elf.clone();
+            patch_dyn(&mut bad, tag, new_tag, value);
+            assert_eq!(
+                parse_dynamic(&bad),
+                Err(want),
+                "tag {tag:#x} -> {new_tag:#x} {value}"
+            );
+        };
+        check(
+            DT_NEEDED,
+            DT_NEEDED,
+            1 << 40,
+            ElfProblem::BadStringOffset(1 << 40),
+        );
+        check(DT_STRSZ, DT_STRSZ, 4, ElfProblem::UnterminatedString(1));
+        check(DT_STRTAB, DT_STRTAB, 0, ElfProblem::StringTableNotMapped);
+        check(
+            DT_STRTAB,
+            DT_STRTAB,
+            u64::MAX,
+            ElfProblem::StringTableNotMapped,
+        );
+        check(DT_STRTAB, 0x7000_0000, 0, ElfProblem::NoStringTable);
+
+        let mut not_utf8 = elf.clone();
+        let at = elf.windows(6).position(|w| w == b"libfoo").unwrap();
+        not_utf8[at + 3] = 0xff;
+        assert_eq!(parse_dynamic(&not_utf8), Err(ElfProblem::NotUtf8(1)));
+
+        // The file cut inside the dynamic section.
+        let cut = &elf[..elf.len() - 8];
+        assert_eq!(parse_dynamic(cut), Err(ElfProblem::DynamicOutsideFile));
+
+        // The second program header is PT_INTERP: p_filesz is at 64+56+32.
+        let mut long_interp = elf.clone();
+        long_interp[152..160].copy_from_slice(&5000u64.to_le_bytes());
+        assert_eq!(parse_dynamic(&long_interp), Err(ElfProblem::BadInterp));
+        let mut far_interp = elf.clone();
+        far_interp[128..136].copy_from_slice(&u64::MAX.to_le_bytes()); // p_offset
+        assert_eq!(
+            parse_dynamic(&far_interp),
+            Err(ElfProblem::InterpOutsideFile)
+        );
+
+        let mut far_table = elf.clone();
+        far_table[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+        assert_eq!(
+            parse_dynamic(&far_table),
+            Err(ElfProblem::ProgramHeadersOutsideFile)
+        );
+        let mut small = elf;
+        small[54..56].copy_from_slice(&8u16.to_le_bytes());
+        assert_eq!(
+            parse_dynamic(&small),
+            Err(ElfProblem::BadProgramHeaderSize(8))
+        );
+    }
+
+    #[test]
+    fn last_repeated_tag_wins_as_in_glibc() {
+        let mut elf = TestElf::x86_64()
+            .needed(&["liba.so"])
+            .rpath("/first")
+            .runpath("/second")
+            .build();
+        // Turn DT_RUNPATH into a second DT_RPATH.
+        patch_dyn(&mut elf, DT_RUNPATH, DT_RPATH, 1 + 8 + 7);
+        let d = parse_dynamic(&elf).unwrap();
+        assert_eq!((d.rpath.as_deref(), d.runpath), (Some("/second"), None));
+    }
+
+    /// A tiny deterministic generator (xorshift64), so the test needs no
+    /// crate and fails the same way every run.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn truncations_and_mutations_never_panic() {
+        let files = [
+            full(Class::Elf64, Endian::Little).build(),
+            full(Class::Elf32, Endian::Big).build(),
+        ];
+        for elf in &files {
+            for len in 0..=elf.len() {
+                let _ = parse_dynamic(&elf[..len]);
+            }
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        let extremes = [0, 1, 0x7f, 0x80, 0xff];
+        for round in 0..20_000 {
+            let mut elf = files[round % 2].clone();
+            for _ in 0..1 + next(&mut state) % 4 {
+                let at = usize::try_from(next(&mut state)).unwrap() % elf.len();
+                let pick = usize::try_from(next(&mut state) % 8).unwrap();
+                elf[at] = match extremes.get(pick) {
+                    Some(&b) => b,
+                    None => next(&mut state).to_le_bytes()[0],
+                };
+            }
+            if let Ok(d) = parse_dynamic(&elf) {
+                assert!(d.needed.len() <= elf.len());
+            }
+            let _ = read_elf_info(&mut Cursor::new(&elf));
+        }
     }
 }

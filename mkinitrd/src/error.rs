@@ -52,10 +52,30 @@ pub enum Error {
         /// The module names along the cycle; the first is repeated at the end.
         chain: Vec<String>,
     },
-    /// A module file is compressed, which the packer cannot unpack yet.
-    CompressedModule {
+    /// A text index of the module tree other than `modules.dep` and
+    /// `modules.builtin` (`modules.alias`, `modules.softdep`,
+    /// `modules.weakdep`, `modules.builtin.modinfo`) exists but could not be
+    /// read.
+    ReadModuleIndex {
+        /// The index file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `modules.alias`, `modules.softdep` or `modules.weakdep` has malformed
+    /// lines; every bad line is kept.
+    ParseModuleIndex {
+        /// The index file.
+        path: PathBuf,
+        /// `(line number from 1, what is wrong)` for each bad line.
+        problems: Vec<(usize, String)>,
+    },
+    /// A compressed module could not be decompressed.
+    DecompressModule {
         /// The module file on the host.
         path: PathBuf,
+        /// What is wrong with its data.
+        problem: crate::decompress::Problem,
     },
     /// A path inside the image is not acceptable.
     BadPath {
@@ -175,12 +195,163 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// A program given by name is in none of the program directories.
+    FindProgram {
+        /// The name as given.
+        name: String,
+        /// The directories looked in, in order.
+        tried: Vec<PathBuf>,
+    },
+    /// The interpreter of a program (`PT_INTERP` or `#!`) does not exist.
+    FindInterpreter {
+        /// The interpreter path, under the sysroot.
+        path: PathBuf,
+        /// The program or script naming it.
+        needed_by: PathBuf,
+    },
+    /// A shared library is in none of the directories ld.so would search.
+    FindLibrary {
+        /// The `DT_NEEDED` name.
+        name: String,
+        /// The program or library needing it.
+        needed_by: PathBuf,
+        /// The directories looked in, in order (or the path, for a name
+        /// with a `/`).
+        tried: Vec<PathBuf>,
+    },
+    /// A host path could not be followed: a symlink loop, a missing or
+    /// unreadable component.
+    ResolvePath {
+        /// The path, under the sysroot.
+        path: PathBuf,
+        /// The OS error (`ELOOP` for a loop).
+        source: io::Error,
+    },
+    /// A program or library has malformed ELF headers or dynamic section.
+    ParseElf {
+        /// The host file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: crate::elf::ElfProblem,
+    },
+    /// A program cannot run as it is (not ELF, a bad `#!` line).
+    BadProgram {
+        /// The program, under the sysroot.
+        path: PathBuf,
+        /// What is wrong.
+        problem: crate::ldso::ProgramProblem,
+    },
     /// The finished temporary file could not be renamed over the output.
     RenameOutput {
         /// The temporary file.
         from: PathBuf,
         /// The destination.
         to: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A command line value (`--file`, `--tree`, `--nod`, `--cpus`, ...)
+    /// is malformed.
+    BadOption {
+        /// The option, with its dashes.
+        option: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A manifest could not be read.
+    ReadManifest {
+        /// The manifest file (`-` for standard input).
+        path: PathBuf,
+        /// The manifest and line whose `include` named it, if any.
+        included_from: Option<(PathBuf, usize)>,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A manifest has malformed lines; every bad line is kept.
+    ParseManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// `(line number from 1, what is wrong)` for each bad line.
+        problems: Vec<(usize, String)>,
+    },
+    /// A manifest includes itself, directly or through others.
+    IncludeCycle {
+        /// The manifest holding the `include` that closes the cycle.
+        path: PathBuf,
+        /// Its line number, from 1.
+        line: usize,
+        /// The manifests along the cycle; the first is repeated at the end.
+        chain: Vec<PathBuf>,
+    },
+    /// A host path given as a tree is not a directory.
+    NotADirectory {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// A directory of a tree could not be listed.
+    ReadDir {
+        /// The host directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A symlink of a tree could not be read.
+    ReadLink {
+        /// The host symlink.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A host name or symlink target is not UTF-8, as image paths must be.
+    NonUtf8Path {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// A host file of a type the image cannot hold (a fifo, a socket).
+    UnsupportedFileType {
+        /// The host path.
+        path: PathBuf,
+        /// What it is ("a fifo", "a socket").
+        kind: &'static str,
+    },
+    /// A tree reaches one directory twice (a bind mount of a directory
+    /// inside itself, or of one directory at two places).
+    DirectoryLoop {
+        /// Where the directory was met again.
+        path: PathBuf,
+        /// Where it was met first.
+        first: PathBuf,
+    },
+    /// A rapido resource is given two different values.
+    ResourceConflict {
+        /// The entry being added (`rapido-rsc/cpu/4`).
+        path: String,
+        /// The entry already planned (`rapido-rsc/cpu/2`).
+        existing: String,
+    },
+    /// LZ4 legacy data being read is malformed.
+    BadLz4 {
+        /// Byte offset in the input of the bad magic, size or block.
+        offset: u64,
+        /// What is wrong.
+        problem: crate::lz4::Problem,
+    },
+    /// A cpio archive decompressed from an LZ4 segment is malformed.
+    BadCompressedArchive {
+        /// Byte offset in the input where the LZ4 segment starts.
+        segment: u64,
+        /// Byte offset in the decompressed data where the problem is.
+        offset: u64,
+        /// What is wrong.
+        problem: Problem,
+    },
+    /// The kernel's file-to-file copy of a host file into the image failed;
+    /// `copy_file_range(2)` reports one errno for both ends.
+    CopyFile {
+        /// The host file (or the archive name when no host file is known).
+        path: PathBuf,
         /// The OS error.
         source: io::Error,
     },
@@ -284,12 +455,19 @@ impl fmt::Display for Error {
                 path.display(),
                 chain.join(" -> ")
             ),
-            Error::CompressedModule { path } => write!(
-                f,
-                "cannot pack {}: compressed modules are not supported yet \
-                 (use a kernel with uncompressed .ko modules)",
-                path.display()
-            ),
+            Error::ReadModuleIndex { path, source } => {
+                write!(f, "cannot read {}: {}", path.display(), OsText(source))
+            }
+            Error::ParseModuleIndex { path, problems } => {
+                let Some(((line, what), rest)) = problems.split_first() else {
+                    return write!(f, "cannot parse {}", path.display());
+                };
+                write!(f, "cannot parse {}:{line}: {what}", path.display())?;
+                write_more_lines(f, rest)
+            }
+            Error::DecompressModule { path, problem } => {
+                write!(f, "cannot decompress {}: {problem}", path.display())
+            }
             Error::BadPath { path, problem } => {
                 write!(f, "cannot add {path} to the image: {problem}")
             }
@@ -377,6 +555,52 @@ impl fmt::Display for Error {
             Error::CreateOutput { path, source } => {
                 write!(f, "cannot create {}: {}", path.display(), OsText(source))
             }
+            Error::FindProgram { name, tried } => {
+                write!(f, "cannot find program {name} (looked in ")?;
+                write_path_list(f, tried)?;
+                f.write_str(")")
+            }
+            Error::FindInterpreter { path, needed_by } => write!(
+                f,
+                "cannot find interpreter {} needed by {}",
+                path.display(),
+                needed_by.display()
+            ),
+            Error::FindLibrary {
+                name,
+                needed_by,
+                tried,
+            } => {
+                write!(
+                    f,
+                    "cannot find library {name} needed by {} (",
+                    needed_by.display()
+                )?;
+                if tried.is_empty() {
+                    f.write_str("no directory to look in")?;
+                } else {
+                    f.write_str("looked in ")?;
+                    write_path_list(f, tried)?;
+                }
+                f.write_str(")")
+            }
+            Error::ResolvePath { path, source } => {
+                write!(f, "cannot resolve {}: {}", path.display(), OsText(source))?;
+                if source.raw_os_error() == Some(crate::ldso::ELOOP) {
+                    write!(
+                        f,
+                        " (more than {} symbolic links: a loop?)",
+                        crate::ldso::MAX_SYMLINKS
+                    )?;
+                }
+                Ok(())
+            }
+            Error::ParseElf { path, problem } => {
+                write!(f, "cannot parse {} as ELF: {problem}", path.display())
+            }
+            Error::BadProgram { path, problem } => {
+                write!(f, "cannot add program {}: {problem}", path.display())
+            }
             Error::RenameOutput { from, to, source } => write!(
                 f,
                 "cannot rename {} to {}: {}",
@@ -384,8 +608,131 @@ impl fmt::Display for Error {
                 to.display(),
                 OsText(source)
             ),
+            Error::BadOption {
+                option,
+                value,
+                problem,
+            } => write!(f, "cannot use {option} {value}: {problem}"),
+            Error::BadLz4 { offset, problem } => write!(
+                f,
+                "cannot decompress the LZ4 data at byte {offset}: {problem}"
+            ),
+            Error::BadCompressedArchive {
+                segment,
+                offset,
+                problem,
+            } => write!(
+                f,
+                "cannot read the archive in the LZ4 data at byte {segment}, \
+                 at byte {offset} of its decompressed content: {problem}"
+            ),
+            Error::CopyFile { path, source } => write!(
+                f,
+                "cannot copy {} into the image: {}",
+                path.display(),
+                OsText(source)
+            ),
+            Error::ReadManifest {
+                path,
+                included_from,
+                source,
+            } => {
+                write!(
+                    f,
+                    "cannot read manifest {}: {}",
+                    path.display(),
+                    OsText(source)
+                )?;
+                if let Some((from, line)) = included_from {
+                    write!(f, " (included from {}:{line})", from.display())?;
+                }
+                Ok(())
+            }
+            Error::ParseManifest { path, problems } => {
+                let Some(((line, what), rest)) = problems.split_first() else {
+                    return write!(f, "cannot read manifest {}", path.display());
+                };
+                write!(f, "cannot read manifest {}:{line}: {what}", path.display())?;
+                write_more_lines(f, rest)
+            }
+            Error::IncludeCycle { path, line, chain } => {
+                write!(
+                    f,
+                    "cannot read manifest {}:{line}: include cycle ",
+                    path.display()
+                )?;
+                for (i, step) in chain.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" -> ")?;
+                    }
+                    write!(f, "{}", step.display())?;
+                }
+                Ok(())
+            }
+            Error::NotADirectory { path } => {
+                write!(f, "cannot add tree {}: not a directory", path.display())
+            }
+            Error::ReadDir { path, source } => write!(
+                f,
+                "cannot read directory {}: {}",
+                path.display(),
+                OsText(source)
+            ),
+            Error::ReadLink { path, source } => write!(
+                f,
+                "cannot read symlink {}: {}",
+                path.display(),
+                OsText(source)
+            ),
+            Error::NonUtf8Path { path } => write!(
+                f,
+                "cannot add {} to the image: the name is not UTF-8 (image paths are UTF-8)",
+                path.display()
+            ),
+            Error::UnsupportedFileType { path, kind } => write!(
+                f,
+                "cannot add {} to the image: it is {kind} (only files, directories, \
+                 symlinks and device nodes can be packed)",
+                path.display()
+            ),
+            Error::DirectoryLoop { path, first } => write!(
+                f,
+                "cannot walk {}: it is {} again (a bind mount loop?)",
+                path.display(),
+                first.display()
+            ),
+            Error::ResourceConflict { path, existing } => write!(
+                f,
+                "cannot add {path} to the image: {existing} is already planned \
+                 (give each rapido resource once)"
+            ),
         }
     }
+}
+
+/// Writes ` (and N more bad lines: 4, 7)` for the bad lines after the
+/// first of a manifest, or nothing.
+fn write_more_lines(f: &mut fmt::Formatter<'_>, rest: &[(usize, String)]) -> fmt::Result {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = rest
+        .iter()
+        .take(MORE_LINES_SHOWN)
+        .map(|(line, _)| line.to_string())
+        .collect();
+    let more = if rest.len() > MORE_LINES_SHOWN {
+        ", ..."
+    } else {
+        ""
+    };
+    let plural = if rest.len() == 1 { "" } else { "s" };
+    write!(
+        f,
+        " (and {} more bad line{plural}: {}{more})",
+        rest.len(),
+        lines.join(", ")
+    )
 }
 
 impl std::error::Error for Error {
@@ -393,6 +740,7 @@ impl std::error::Error for Error {
         match self {
             Error::ReadModulesDep { source, .. }
             | Error::ReadModulesBuiltin { source, .. }
+            | Error::ReadModuleIndex { source, .. }
             | Error::StatFile { source, .. }
             | Error::OpenFile { source, .. }
             | Error::ReadFile { source, .. }
@@ -401,7 +749,12 @@ impl std::error::Error for Error {
             | Error::WriteListing { source }
             | Error::ReadKernelRelease { source, .. }
             | Error::CreateOutput { source, .. }
-            | Error::RenameOutput { source, .. } => Some(source),
+            | Error::ResolvePath { source, .. }
+            | Error::RenameOutput { source, .. }
+            | Error::ReadManifest { source, .. }
+            | Error::ReadDir { source, .. }
+            | Error::ReadLink { source, .. }
+            | Error::CopyFile { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cpio::{self, PATH_MAX, PERMISSION_BITS, TRAILER};
+use crate::decompress::{self, KernelDecompress};
 use crate::error::Error;
 use crate::kmod::Module;
 
@@ -282,39 +283,88 @@ impl Image {
     }
 
     /// Adds `modules` as `usr/lib/modules/NNN-<stem>.ko`, NNN the position
-    /// in `modules` from 000.
+    /// in `modules` from 000, unpacking compressed ones (which every kernel
+    /// can load); [`Image::add_modules_for`] keeps those the target kernel
+    /// unpacks itself.
     ///
     /// init loads the files in byte order of name, so give them in load
     /// order ([`crate::kmod::ModuleTree::resolve`]). All prefixes have the
     /// same width, wider than 3 digits only past 1000 modules, so byte order
-    /// is load order. Call it once per image. Errors:
-    /// [`Error::CompressedModule`] (before anything is added), and those of
+    /// is load order. Call it once per image. Errors: those of
+    /// [`decompress::decompress_file`] (before anything is added), and of
     /// [`Image::add_file`].
     pub fn add_modules(&mut self, modules: &[Module]) -> Result<(), Error> {
-        self.add_modules_named(modules, "")
+        self.add_modules_named(modules, "", KernelDecompress::NONE)
+    }
+
+    /// [`Image::add_modules`] for a kernel that decompresses `kernel`'s
+    /// format itself ([`crate::kmod::ModuleTree::kernel_decompresses`]):
+    /// modules in that format are packed as they are, keeping their suffix
+    /// (`usr/lib/modules/003-virtio.ko.zst`), and init passes
+    /// `MODULE_INIT_COMPRESSED_FILE` for them. Others are unpacked here.
+    pub fn add_modules_for(
+        &mut self,
+        modules: &[Module],
+        kernel: KernelDecompress,
+    ) -> Result<(), Error> {
+        self.add_modules_named(modules, "", kernel)
     }
 
     /// Adds `modules` as `usr/lib/modules/zzz-NNN-<stem>.ko`: names that
     /// sort after any [`Image::add_modules`] name, for a segment appended or
     /// prepended to another image whose own modules must load first (init
     /// reads the union of both; a module loaded twice is harmless).
+    /// Compressed modules are unpacked, as by [`Image::add_modules`].
     pub fn add_late_modules(&mut self, modules: &[Module]) -> Result<(), Error> {
-        self.add_modules_named(modules, LATE_MODULE_PREFIX)
+        self.add_modules_named(modules, LATE_MODULE_PREFIX, KernelDecompress::NONE)
     }
 
-    fn add_modules_named(&mut self, modules: &[Module], prefix: &str) -> Result<(), Error> {
-        if let Some(module) = modules.iter().find(|m| m.compression.is_some()) {
-            return Err(Error::CompressedModule {
-                path: module.path.clone(),
-            });
-        }
+    /// [`Image::add_late_modules`] keeping the modules `kernel` decompresses
+    /// itself, as [`Image::add_modules_for`] does.
+    pub fn add_late_modules_for(
+        &mut self,
+        modules: &[Module],
+        kernel: KernelDecompress,
+    ) -> Result<(), Error> {
+        self.add_modules_named(modules, LATE_MODULE_PREFIX, kernel)
+    }
+
+    /// Adds `modules` as `usr/lib/modules/<prefix>NNN-<stem>.ko[.gz|.xz|.zst]`.
+    ///
+    /// Unpacked modules go in as [`Entry::Bytes`]: modules are small (the
+    /// largest unpacks to about 20 MiB, a typical image holds a few MiB),
+    /// the archive writer needs no new kind of entry, and a damaged file
+    /// fails here, while planning, before a byte of output is written.
+    /// All unpacking happens before anything is added.
+    fn add_modules_named(
+        &mut self,
+        modules: &[Module],
+        prefix: &str,
+        kernel: KernelDecompress,
+    ) -> Result<(), Error> {
         let width = position_width(modules.len());
+        let mut planned = Vec::with_capacity(modules.len());
         for (position, module) in modules.iter().enumerate() {
             let path = format!(
                 "{MODULES_DIR}/{prefix}{position:0width$}-{}.ko",
                 module.stem
             );
-            self.add_file(&path, &module.path, Some(MODULE_MODE))?;
+            planned.push(match module.compression {
+                None => (path, None),
+                Some(compression) if kernel.handles(compression) => {
+                    (path + compression.suffix(), None)
+                }
+                Some(compression) => (
+                    path,
+                    Some(decompress::decompress_file(&module.path, compression)?),
+                ),
+            });
+        }
+        for ((path, unpacked), module) in planned.into_iter().zip(modules) {
+            match unpacked {
+                Some(data) => self.add_bytes(&path, data, MODULE_MODE)?,
+                None => self.add_file(&path, &module.path, Some(MODULE_MODE))?,
+            }
         }
         Ok(())
     }
@@ -672,9 +722,110 @@ mod tests {
         assert_eq!(position_width(10_001), 5);
     }
 
+    /// A compressed module file in `tmp`: `content` compressed by the host
+    /// tool for the suffix of `rel`.
+    fn compressed_module(tmp: &TempDir, rel: &str, content: &[u8]) -> Module {
+        let compression = Module::from_dep_path(tmp.path(), rel)
+            .unwrap()
+            .compression
+            .unwrap();
+        let packed = crate::decompress::tests::compress_with(compression, content);
+        tmp.write(rel, &packed);
+        Module::from_dep_path(tmp.path(), rel).unwrap()
+    }
+
+    fn bytes_entry<'a>(image: &'a Image, path: &str) -> &'a [u8] {
+        match image.entries.get(path) {
+            Some(Entry::Bytes { data, mode }) => {
+                assert_eq!(*mode, MODULE_MODE);
+                data
+            }
+            other => panic!("{path} is {other:?}"),
+        }
+    }
+
     #[test]
-    fn compressed_modules_are_refused() {
+    fn compressed_modules_are_unpacked_by_default() {
         let tmp = TempDir::new("image-compressed");
+        let modules = [
+            module(&tmp, "kernel/fuse.ko"),
+            compressed_module(&tmp, "kernel/virtio.ko.gz", b"virtio module"),
+            compressed_module(&tmp, "kernel/virtio_ring.ko.xz", b"ring module"),
+            compressed_module(&tmp, "kernel/virtiofs.ko.zst", b"virtiofs module"),
+        ];
+        let mut image = Image::new(0);
+        image.add_modules(&modules).unwrap();
+        assert_eq!(
+            paths(&image)[3..],
+            [
+                "usr/lib/modules/000-fuse.ko",
+                "usr/lib/modules/001-virtio.ko",
+                "usr/lib/modules/002-virtio_ring.ko",
+                "usr/lib/modules/003-virtiofs.ko",
+            ]
+        );
+        assert_eq!(
+            bytes_entry(&image, "usr/lib/modules/001-virtio.ko"),
+            b"virtio module"
+        );
+        assert_eq!(
+            bytes_entry(&image, "usr/lib/modules/002-virtio_ring.ko"),
+            b"ring module"
+        );
+        assert_eq!(
+            bytes_entry(&image, "usr/lib/modules/003-virtiofs.ko"),
+            b"virtiofs module"
+        );
+        // The archive holds the unpacked bytes.
+        let entries = read_archive(&bytes_of(&image)).unwrap();
+        let virtiofs = entries
+            .iter()
+            .find(|e| e.name.ends_with("virtiofs.ko"))
+            .unwrap();
+        assert_eq!(virtiofs.size, 15);
+    }
+
+    #[test]
+    fn modules_the_kernel_unpacks_keep_their_suffix() {
+        let tmp = TempDir::new("image-kernel-unpacks");
+        let modules = [
+            compressed_module(&tmp, "kernel/a.ko.zst", b"a"),
+            compressed_module(&tmp, "kernel/b.ko.xz", b"b"),
+            module(&tmp, "kernel/c.ko"),
+        ];
+        let mut image = Image::new(0);
+        image
+            .add_modules_for(
+                &modules,
+                KernelDecompress::only(crate::kmod::Compression::Zstd),
+            )
+            .unwrap();
+        image
+            .add_late_modules_for(
+                &modules[..1],
+                KernelDecompress::only(crate::kmod::Compression::Zstd),
+            )
+            .unwrap();
+        assert_eq!(
+            paths(&image)[3..],
+            [
+                "usr/lib/modules/000-a.ko.zst",
+                "usr/lib/modules/001-b.ko",
+                "usr/lib/modules/002-c.ko",
+                "usr/lib/modules/zzz-000-a.ko.zst",
+            ]
+        );
+        let Some(Entry::File { source, .. }) = image.entries.get("usr/lib/modules/000-a.ko.zst")
+        else {
+            panic!("a kept module is not a host file");
+        };
+        assert_eq!(source, &modules[0].path);
+        assert_eq!(bytes_entry(&image, "usr/lib/modules/001-b.ko"), b"b");
+    }
+
+    #[test]
+    fn a_damaged_module_fails_before_anything_is_added() {
+        let tmp = TempDir::new("image-damaged");
         let modules = [
             module(&tmp, "kernel/fuse.ko"),
             module(&tmp, "kernel/virtiofs.ko.xz"),
@@ -684,8 +835,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "cannot pack {}: compressed modules are not supported yet \
-                 (use a kernel with uncompressed .ko modules)",
+                "cannot decompress {}: not valid xz data: no xz magic at the start (is the \
+                 file damaged? reinstall the package that owns it)",
                 tmp.path().join("kernel/virtiofs.ko.xz").display()
             )
         );

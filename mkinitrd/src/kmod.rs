@@ -1,24 +1,49 @@
 //! A kernel module tree (`/lib/modules/VER`): which modules exist, what each
-//! depends on, which are built in, and the order to load a set of them in.
+//! depends on, what names and aliases stand for, which are built in, and the
+//! order to load a set of them in.
 //!
-//! [`ModuleTree`] holds `modules.dep` and `modules.builtin` as parsed data;
-//! [`ModuleTree::resolve`] turns requested names into the list of module
-//! files to pack, dependencies first, the way modprobe orders them.
+//! [`ModuleTree`] holds the tree's text indexes as parsed data:
+//! `modules.dep`, `modules.alias`, `modules.softdep`, `modules.weakdep`,
+//! `modules.builtin` and `modules.builtin.modinfo`, plus what the kernel can
+//! decompress itself ([`KernelDecompress`]). [`ModuleTree::resolve`] turns
+//! requested names and aliases into the module files to pack, in the order
+//! modprobe loads them. The parsers ([`parse_alias`], [`parse_softdep`],
+//! [`parse_weakdep`], [`parse_builtin_modinfo`]) and [`fnmatch`] are pure
+//! functions over the files' contents that never panic, for tests and
+//! fuzzers.
+//!
+//! Deliberately not read: modprobe.d(5) (so blacklists never hide a
+//! requested module, and its `alias`, `softdep`, `options` and `install`
+//! lines do not apply: the image is built for a VM, not for the host's
+//! configuration), `modules.symbols` (`symbol:` aliases) and the `.bin`
+//! indexes, which hold the same data as the text files.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::decompress::{self, KernelDecompress};
 use crate::error::Error;
 
 /// depmod's list of modules and their dependencies (depmod(8)).
 pub const MODULES_DEP: &str = "modules.dep";
 /// The modules built into the kernel image, one path per line.
 pub const MODULES_BUILTIN: &str = "modules.builtin";
+/// `alias PATTERN MODULE` lines from the modules' `MODULE_ALIAS` and device
+/// tables.
+pub const MODULES_ALIAS: &str = "modules.alias";
+/// `softdep MODULE pre: ... post: ...` lines from `MODULE_SOFTDEP`.
+pub const MODULES_SOFTDEP: &str = "modules.softdep";
+/// `weakdep MODULE DEP...` lines from `MODULE_WEAKDEP` (kmod 33, Linux 6.11).
+pub const MODULES_WEAKDEP: &str = "modules.weakdep";
+/// The `.modinfo` of the built-in modules, `module.key=value` strings each
+/// ended by a NUL (Linux 5.2).
+pub const MODULES_BUILTIN_MODINFO: &str = "modules.builtin.modinfo";
 
 /// How a module file is compressed, from its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Compression {
     /// `.ko.gz`
     Gzip,
@@ -26,6 +51,27 @@ pub enum Compression {
     Xz,
     /// `.ko.zst`
     Zstd,
+}
+
+impl Compression {
+    /// What follows `.ko` in the file name: `.gz`, `.xz` or `.zst`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::Zstd => ".zst",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        })
+    }
 }
 
 /// Module file suffixes and what they say about compression. `.ko` last:
@@ -36,7 +82,6 @@ const MODULE_SUFFIXES: [(&str, Option<Compression>); 4] = [
     (".ko.zst", Some(Compression::Zstd)),
     (".ko", None),
 ];
-
 /// One module file of the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
@@ -81,6 +126,351 @@ pub fn normalize_name(name: &str) -> String {
     name.replace('-', "_")
 }
 
+/// An alias or alias pattern as modprobe compares it: `-` as `_`, except
+/// inside `[...]` where `-` makes a range (libkmod's `alias_normalize`;
+/// depmod normalises the patterns of `modules.alias.bin` the same way, so
+/// `fs-virtiofs` and `fs_virtiofs` are one alias).
+pub fn normalize_alias(alias: &str) -> String {
+    let mut out = String::with_capacity(alias.len());
+    let mut in_brackets = false;
+    for ch in alias.chars() {
+        match ch {
+            '[' if !in_brackets => in_brackets = true,
+            ']' if in_brackets => in_brackets = false,
+            _ => {}
+        }
+        out.push(if ch == '-' && !in_brackets { '_' } else { ch });
+    }
+    out
+}
+
+/// fnmatch(3) with no flags, as modprobe matches aliases and softdep module
+/// names: `*` matches any run of characters (`/` included), `?` any one,
+/// `[abc]`, `[a-z]`, `[!a]` or `[^a]` and `[[:digit:]]` one of a set, and
+/// `\` makes the next character literal. A `[` without its `]` is literal.
+///
+/// Works on bytes, which is exact for the ASCII of module aliases. Time is
+/// at most pattern length times text length: there is no backtracking
+/// blow-up, whatever the pattern.
+///
+/// # Example
+/// ```
+/// use mkinitrd::kmod::fnmatch;
+/// assert!(fnmatch("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001042sv*sd*bc*sc*i*"));
+/// assert!(fnmatch("virtio[_-]pci", "virtio_pci"));
+/// assert!(!fnmatch("fs_?", "fs_ext4"));
+/// ```
+pub fn fnmatch(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    // After a `*`: the pattern position after it and the text position it
+    // matches up to. A later mismatch lets the `*` take one more byte; only
+    // the last `*` matters, since `*` matches anything.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if pi < p.len() {
+            if p[pi] == b'*' {
+                pi += 1;
+                star = Some((pi, ti));
+                continue;
+            }
+            if let Some(&c) = t.get(ti) {
+                let (len, matched) = match_one(p, pi, c);
+                if matched {
+                    pi += len;
+                    ti += 1;
+                    continue;
+                }
+            }
+        } else if ti == t.len() {
+            return true;
+        }
+        match star {
+            Some((after, upto)) if upto < t.len() => {
+                star = Some((after, upto + 1));
+                pi = after;
+                ti = upto + 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Matches the pattern element at `p[at]` (not `*`) against `c`: the
+/// element's length and whether it matched.
+fn match_one(p: &[u8], at: usize, c: u8) -> (usize, bool) {
+    match p[at] {
+        b'?' => (1, true),
+        b'[' => bracket(p, at, c).unwrap_or((1, c == b'[')),
+        // glibc: a `\` that ends the pattern matches nothing.
+        b'\\' => p.get(at + 1).map_or((1, false), |&next| (2, next == c)),
+        literal => (1, literal == c),
+    }
+}
+
+/// Matches the bracket expression at `p[at]` against `c`: its length and
+/// whether it matched, or `None` when it has no closing `]`.
+fn bracket(p: &[u8], at: usize, c: u8) -> Option<(usize, bool)> {
+    let mut i = at + 1;
+    let negate = matches!(p.get(i), Some(b'!' | b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let b = *p.get(i)?;
+        // A `]` right after `[` or `[!` is a member, not the end.
+        if b == b']' && !first {
+            return Some((i + 1 - at, matched != negate));
+        }
+        first = false;
+        if b == b'[' && p.get(i + 1) == Some(&b':') {
+            let rest = p.get(i + 2..)?;
+            if let Some(len) = rest.windows(2).position(|w| w == b":]") {
+                matched |= in_class(&rest[..len], c);
+                i += 2 + len + 2;
+                continue;
+            }
+        }
+        let (low, next) = escaped(p, i)?;
+        match (p.get(next), p.get(next + 1)) {
+            (Some(b'-'), Some(&end)) if end != b']' => {
+                let (high, after) = escaped(p, next + 1)?;
+                matched |= (low..=high).contains(&c);
+                i = after;
+            }
+            _ => {
+                matched |= low == c;
+                i = next;
+            }
+        }
+    }
+}
+
+/// The byte at `p[i]`, or the one after it when `p[i]` is `\`, and the
+/// position after it.
+fn escaped(p: &[u8], i: usize) -> Option<(u8, usize)> {
+    match *p.get(i)? {
+        b'\\' => Some((*p.get(i + 1)?, i + 2)),
+        b => Some((b, i + 1)),
+    }
+}
+
+/// Whether `c` is in the POSIX class `name` (`[:name:]`), in the C locale.
+/// An unknown class has no members.
+fn in_class(name: &[u8], c: u8) -> bool {
+    match name {
+        b"alnum" => c.is_ascii_alphanumeric(),
+        b"alpha" => c.is_ascii_alphabetic(),
+        b"blank" => c == b' ' || c == b'\t',
+        b"cntrl" => c.is_ascii_control(),
+        b"digit" => c.is_ascii_digit(),
+        b"graph" => c.is_ascii_graphic(),
+        b"lower" => c.is_ascii_lowercase(),
+        b"print" => c.is_ascii_graphic() || c == b' ',
+        b"punct" => c.is_ascii_punctuation(),
+        b"space" => c.is_ascii_whitespace() || c == 0x0b,
+        b"upper" => c.is_ascii_uppercase(),
+        b"xdigit" => c.is_ascii_hexdigit(),
+        _ => false,
+    }
+}
+
+/// A bad line of a text index: its number from 1 and what is wrong.
+pub type LineProblem = (usize, String);
+
+/// One line of `modules.alias`: `alias PATTERN MODULE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    /// The fnmatch(3) pattern, normalised ([`normalize_alias`]).
+    pub pattern: String,
+    /// The module it stands for, normalised ([`normalize_name`]).
+    pub module: String,
+}
+
+/// One line of `modules.softdep`: `softdep MODULE pre: A B post: C`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Softdep {
+    /// The module, an fnmatch(3) pattern as in modprobe.d(5), normalised.
+    pub module: String,
+    /// Names or aliases to load before it, in order.
+    pub pre: Vec<String>,
+    /// Names or aliases to load after it, in order.
+    pub post: Vec<String>,
+}
+
+/// One line of `modules.weakdep`: `weakdep MODULE DEP...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Weakdep {
+    /// The module, an fnmatch(3) pattern, normalised.
+    pub module: String,
+    /// Names or aliases it may use.
+    pub deps: Vec<String>,
+}
+
+/// What `modules.builtin.modinfo` says: the built-in modules and their
+/// aliases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuiltinModinfo {
+    /// Names of built-in modules, normalised, each once, in file order.
+    pub names: Vec<String>,
+    /// Their alias patterns, normalised ([`normalize_alias`]).
+    pub aliases: Vec<String>,
+}
+
+/// Parses the text of `modules.alias`. Lines are `alias PATTERN MODULE`;
+/// empty lines and `#` comments are skipped, and words after the module
+/// are ignored, as libkmod does.
+///
+/// Errors: every line that is not an `alias` line with two words, by line
+/// number. Never panics.
+///
+/// # Example
+/// ```
+/// use mkinitrd::kmod::parse_alias;
+/// let aliases = parse_alias("# Aliases extracted from modules themselves.\nalias fs-virtiofs virtiofs\n").unwrap();
+/// assert_eq!(aliases[0].pattern, "fs_virtiofs");
+/// assert_eq!(aliases[0].module, "virtiofs");
+/// ```
+pub fn parse_alias(text: &str) -> Result<Vec<Alias>, Vec<LineProblem>> {
+    parse_lines(text, "alias", |words| match (words.next(), words.next()) {
+        (Some(pattern), Some(module)) => Ok(Alias {
+            pattern: normalize_alias(pattern),
+            module: normalize_name(module),
+        }),
+        _ => Err("expected \"alias PATTERN MODULE\"".to_string()),
+    })
+}
+
+/// Parses the text of `modules.softdep`: `softdep MODULE pre: A B post: C`.
+///
+/// As in libkmod, `pre:` and `post:` switch the list the following names go
+/// to and may repeat; names before the first of them are ignored (depmod
+/// copies `MODULE_SOFTDEP("gcm")` from cifs like that, and modprobe loads
+/// nothing for it).
+///
+/// Errors: every line that is not a `softdep` line with a module and at
+/// least one more word, by line number. Never panics.
+///
+/// # Example
+/// ```
+/// use mkinitrd::kmod::parse_softdep;
+/// let softdeps = parse_softdep("softdep vfio post: vfio_iommu_type1 vfio_iommu_spapr_tce\n").unwrap();
+/// assert_eq!(softdeps[0].post, ["vfio_iommu_type1", "vfio_iommu_spapr_tce"]);
+/// ```
+pub fn parse_softdep(text: &str) -> Result<Vec<Softdep>, Vec<LineProblem>> {
+    parse_lines(text, "softdep", |words| {
+        let usage = || "expected \"softdep MODULE pre: NAME... post: NAME...\"".to_string();
+        let module = words.next().ok_or_else(usage)?;
+        let mut softdep = Softdep {
+            module: normalize_alias(module),
+            pre: Vec::new(),
+            post: Vec::new(),
+        };
+        let mut list: Option<&mut Vec<String>> = None;
+        let mut any = false;
+        for word in words {
+            any = true;
+            match word {
+                "pre:" => list = Some(&mut softdep.pre),
+                "post:" => list = Some(&mut softdep.post),
+                name => {
+                    if let Some(list) = list.as_mut() {
+                        list.push(name.to_string());
+                    }
+                }
+            }
+        }
+        if any { Ok(softdep) } else { Err(usage()) }
+    })
+}
+
+/// Parses the text of `modules.weakdep`: `weakdep MODULE DEP...`.
+///
+/// Errors: every line that is not a `weakdep` line with a module and at
+/// least one dependency, by line number. Never panics.
+pub fn parse_weakdep(text: &str) -> Result<Vec<Weakdep>, Vec<LineProblem>> {
+    parse_lines(text, "weakdep", |words| {
+        let module = words.next().map(normalize_alias);
+        let deps: Vec<String> = words.map(str::to_string).collect();
+        match module {
+            Some(module) if !deps.is_empty() => Ok(Weakdep { module, deps }),
+            _ => Err("expected \"weakdep MODULE NAME...\"".to_string()),
+        }
+    })
+}
+
+/// Parses `modules.builtin.modinfo`: `module.key=value` strings, each ended
+/// by a NUL. Every module named there is built in; its `alias` values are
+/// aliases of a built-in module. Strings that are not UTF-8 or not of that
+/// form are skipped: the file has no lines to report. Never panics.
+///
+/// # Example
+/// ```
+/// use mkinitrd::kmod::parse_builtin_modinfo;
+/// let info = parse_builtin_modinfo(b"ext4.alias=fs-ext4\0ext4.license=GPL\0md5.alias=crypto-md5\0");
+/// assert_eq!(info.names, ["ext4", "md5"]);
+/// assert_eq!(info.aliases, ["fs_ext4", "crypto_md5"]);
+/// ```
+pub fn parse_builtin_modinfo(data: &[u8]) -> BuiltinModinfo {
+    let mut info = BuiltinModinfo::default();
+    let mut seen = HashSet::new();
+    for entry in data.split(|&b| b == 0) {
+        let Ok(entry) = std::str::from_utf8(entry) else {
+            continue;
+        };
+        let Some((key, value)) = entry.split_once('=') else {
+            continue;
+        };
+        let Some((module, field)) = key.split_once('.') else {
+            continue;
+        };
+        if module.is_empty() {
+            continue;
+        }
+        let module = normalize_name(module);
+        if seen.insert(module.clone()) {
+            info.names.push(module);
+        }
+        if field == "alias" && !value.is_empty() {
+            info.aliases.push(normalize_alias(value));
+        }
+    }
+    info
+}
+
+/// Runs `parse` on the words after `command` of each line that is not
+/// empty or a `#` comment, collecting every bad line.
+fn parse_lines<'a, T>(
+    text: &'a str,
+    command: &str,
+    mut parse: impl FnMut(&mut std::str::SplitWhitespace<'a>) -> Result<T, String>,
+) -> Result<Vec<T>, Vec<LineProblem>> {
+    let mut items = Vec::new();
+    let mut problems = Vec::new();
+    for (number, line) in (1..).zip(text.lines()) {
+        let mut words = line.split_whitespace();
+        let result = match words.next() {
+            None => continue,
+            Some(word) if word.starts_with('#') => continue,
+            Some(word) if word == command => parse(&mut words),
+            Some(word) => Err(format!(
+                "unknown command \"{word}\" (expected \"{command}\")"
+            )),
+        };
+        match result {
+            Ok(item) => items.push(item),
+            Err(problem) => problems.push((number, problem)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(items)
+    } else {
+        Err(problems)
+    }
+}
+
 /// A module and its dependencies, as indices into [`ModuleTree::nodes`].
 #[derive(Debug)]
 struct Node {
@@ -89,18 +479,19 @@ struct Node {
     deps: Vec<usize>,
 }
 
-/// The parsed `modules.dep` and `modules.builtin` of one kernel.
+/// The parsed indexes of one kernel's module tree.
 ///
 /// # Example
 /// ```
 /// use std::path::Path;
-/// use mkinitrd::kmod::ModuleTree;
+/// use mkinitrd::kmod::{ModuleTree, parse_alias};
 /// let tree = ModuleTree::parse(
 ///     Path::new("/lib/modules/6.1.0"),
 ///     "kernel/fs/fuse/virtiofs.ko: kernel/fs/fuse/fuse.ko\nkernel/fs/fuse/fuse.ko:\n",
 ///     "kernel/fs/ext4/ext4.ko\n",
-/// )?;
-/// let names: Vec<String> = tree.resolve(&["virtiofs", "ext4"])?.into_iter().map(|m| m.name).collect();
+/// )?
+/// .with_aliases(parse_alias("alias fs-virtiofs virtiofs\n").unwrap());
+/// let names: Vec<String> = tree.resolve(&["fs-virtiofs", "ext4"])?.into_iter().map(|m| m.name).collect();
 /// assert_eq!(names, ["fuse", "virtiofs"]);
 /// # Ok::<(), mkinitrd::Error>(())
 /// ```
@@ -110,26 +501,47 @@ pub struct ModuleTree {
     nodes: Vec<Node>,
     /// Module name to node, for the modules that have a line of their own.
     by_name: HashMap<String, usize>,
-    /// Names of the built-in modules.
+    /// Names of the built-in modules (`modules.builtin` and
+    /// `modules.builtin.modinfo`).
     builtin: HashSet<String>,
+    /// `modules.alias`, in file order.
+    aliases: Vec<Alias>,
+    /// Alias patterns of built-in modules.
+    builtin_aliases: Vec<String>,
+    /// `modules.softdep`, in file order.
+    softdeps: Vec<Softdep>,
+    /// `softdeps` by module pattern.
+    softdep_index: PatternIndex,
+    /// `modules.weakdep`, in file order.
+    weakdeps: Vec<Weakdep>,
+    /// `weakdeps` by module pattern.
+    weakdep_index: PatternIndex,
+    /// What the target kernel decompresses itself.
+    kernel_decompress: KernelDecompress,
 }
 
-/// Where a module is in the depth-first walk of [`ModuleTree::resolve`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mark {
-    New,
-    /// Its dependencies are being walked: meeting it again is a cycle.
-    Active,
-    /// It is in the load order already.
-    Done,
+/// What a name given to [`ModuleTree::resolve`] stands for.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    /// These modules, in `modules.alias` order for an alias.
+    Modules(Vec<usize>),
+    /// A built-in module: present already.
+    Builtin,
+    /// Nothing in the tree.
+    Missing,
 }
 
 impl ModuleTree {
-    /// Reads `moddir/modules.dep` and `moddir/modules.builtin` (a missing
-    /// `modules.builtin` means nothing is built in).
+    /// Reads the tree's indexes from `moddir`: `modules.dep` (required),
+    /// `modules.builtin`, `modules.alias`, `modules.softdep`,
+    /// `modules.weakdep` and `modules.builtin.modinfo` (each optional: a
+    /// missing one means empty, as with older depmods), and what the kernel
+    /// decompresses itself from its config ([`KernelDecompress::read_config`]
+    /// over [`decompress::kernel_config_candidates`]).
     ///
     /// Errors: [`Error::ReadModulesDep`], [`Error::ReadModulesBuiltin`],
-    /// [`Error::ParseModulesDep`] listing every bad line.
+    /// [`Error::ReadModuleIndex`], [`Error::ParseModulesDep`] and
+    /// [`Error::ParseModuleIndex`] listing every bad line of a file.
     pub fn open(moddir: &Path) -> Result<ModuleTree, Error> {
         let dep_path = moddir.join(MODULES_DEP);
         let modules_dep =
@@ -149,10 +561,23 @@ impl ModuleTree {
                 });
             }
         };
-        ModuleTree::parse(moddir, &modules_dep, &modules_builtin)
+        let tree = ModuleTree::parse(moddir, &modules_dep, &modules_builtin)?;
+        let aliases = parse_index(moddir, MODULES_ALIAS, parse_alias)?;
+        let softdeps = parse_index(moddir, MODULES_SOFTDEP, parse_softdep)?;
+        let weakdeps = parse_index(moddir, MODULES_WEAKDEP, parse_weakdep)?;
+        let modinfo = read_index(moddir, MODULES_BUILTIN_MODINFO)?.unwrap_or_default();
+        let kernel = KernelDecompress::read_config(&decompress::kernel_config_candidates(moddir));
+        Ok(tree
+            .with_aliases(aliases)
+            .with_softdeps(softdeps)
+            .with_weakdeps(weakdeps)
+            .with_builtin_modinfo(parse_builtin_modinfo(&modinfo))
+            .with_kernel_decompress(kernel))
     }
 
-    /// Builds the tree from the text of `modules.dep` and `modules.builtin`.
+    /// Builds the tree from the text of `modules.dep` and `modules.builtin`,
+    /// with no aliases, soft or weak dependencies, and a kernel that
+    /// decompresses nothing; the `with_` methods add those.
     pub fn parse(
         moddir: &Path,
         modules_dep: &str,
@@ -163,6 +588,13 @@ impl ModuleTree {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             builtin: HashSet::new(),
+            aliases: Vec::new(),
+            builtin_aliases: Vec::new(),
+            softdeps: Vec::new(),
+            softdep_index: PatternIndex::default(),
+            weakdeps: Vec::new(),
+            weakdep_index: PatternIndex::default(),
+            kernel_decompress: KernelDecompress::NONE,
         };
         tree.parse_modules_dep(modules_dep)?;
         tree.builtin = modules_builtin
@@ -171,6 +603,47 @@ impl ModuleTree {
             .map(|module| module.name)
             .collect();
         Ok(tree)
+    }
+
+    /// The tree with `aliases` ([`parse_alias`]) as its `modules.alias`.
+    pub fn with_aliases(mut self, aliases: Vec<Alias>) -> ModuleTree {
+        self.aliases = aliases;
+        self
+    }
+
+    /// The tree with `softdeps` ([`parse_softdep`]) as its `modules.softdep`.
+    pub fn with_softdeps(mut self, softdeps: Vec<Softdep>) -> ModuleTree {
+        self.softdep_index = PatternIndex::new(softdeps.iter().map(|s| s.module.as_str()));
+        self.softdeps = softdeps;
+        self
+    }
+
+    /// The tree with `weakdeps` ([`parse_weakdep`]) as its `modules.weakdep`.
+    pub fn with_weakdeps(mut self, weakdeps: Vec<Weakdep>) -> ModuleTree {
+        self.weakdep_index = PatternIndex::new(weakdeps.iter().map(|w| w.module.as_str()));
+        self.weakdeps = weakdeps;
+        self
+    }
+
+    /// The tree with the built-in modules and aliases of `info`
+    /// ([`parse_builtin_modinfo`]) added.
+    pub fn with_builtin_modinfo(mut self, info: BuiltinModinfo) -> ModuleTree {
+        self.builtin.extend(info.names);
+        self.builtin_aliases = info.aliases;
+        self
+    }
+
+    /// The tree of a kernel that decompresses `kernel` itself.
+    pub fn with_kernel_decompress(mut self, kernel: KernelDecompress) -> ModuleTree {
+        self.kernel_decompress = kernel;
+        self
+    }
+
+    /// What the target kernel decompresses itself, from its config when
+    /// [`ModuleTree::open`] found it; give it to
+    /// [`crate::image::Image::add_modules_for`].
+    pub fn kernel_decompresses(&self) -> KernelDecompress {
+        self.kernel_decompress
     }
 
     /// Parses `path: dep dep ...` lines, reporting every bad line at once.
@@ -261,25 +734,59 @@ impl ModuleTree {
         self.builtin.contains(&normalize_name(name))
     }
 
-    /// The modules to pack for `names`, each once, dependencies first.
+    /// The modules to pack for `names`, each once, in modprobe's load order.
     ///
-    /// modprobe's order: for each name in turn, its dependencies from the
-    /// last on its `modules.dep` line back to the first (depmod writes them
-    /// so), each one's own dependencies before it, then the module. Built-in
-    /// modules are present already and are skipped.
+    /// Each name is looked up as modprobe does (libkmod's
+    /// `kmod_module_new_from_lookup`), the first step that finds something
+    /// winning: a module name in `modules.dep`; then an alias of
+    /// `modules.alias`, the name matched against every pattern (so
+    /// `fs-virtiofs` and `pci:v00001AF4d00001042sv*sd*bc*sc*i*` both work),
+    /// giving *all* the modules whose patterns match, in file order, as
+    /// modprobe loads them all; then a built-in name or alias
+    /// (`modules.builtin`, `modules.builtin.modinfo`), which is present
+    /// already and skipped. So a name wins over an alias.
     ///
-    /// Errors: [`Error::MissingModules`] naming every name that is neither in
-    /// `modules.dep` nor built in; [`Error::DependencyCycle`].
+    /// The order, for each module: its `modules.dep` dependencies from the
+    /// last on its line back to the first (depmod writes them so), each
+    /// placed the same way; then its `pre:` soft dependencies; the module;
+    /// its `post:` soft dependencies; and its weak dependencies. Soft and
+    /// weak dependencies are looked up like names (they are often aliases,
+    /// `crypto-crc32c`), bring their own dependencies, and are skipped when
+    /// the tree has nothing for them, as modprobe does.
+    ///
+    /// Where this departs from modprobe:
+    /// - modprobe uses only the first `softdep` line matching a module;
+    ///   depmod writes one line per `MODULE_SOFTDEP`, so ksmbd's twelve
+    ///   lines would give one module. Here all matching lines count: the
+    ///   module asked for all of them, and the initramfs has no modprobe to
+    ///   load them later on request.
+    /// - Weak dependencies are packed (modprobe does not load them; mkinitcpio
+    ///   and dracut pack them), after their module: they are no load-order
+    ///   constraint.
+    /// - Soft dependency cycles are broken where they close, like kmod's
+    ///   visited flag: a soft dependency met while its own dependencies are
+    ///   being placed is not waited for. When a `modules.dep` dependency
+    ///   meets a module waiting for its `pre:` soft dependencies, that
+    ///   module is placed at once (its own dependencies are placed already),
+    ///   dropping the soft constraint, which modprobe's order also breaks.
+    ///
+    /// Errors: [`Error::MissingModules`] naming every name that stands for
+    /// nothing; [`Error::DependencyCycle`] when `modules.dep` dependencies
+    /// (possibly through soft ones) come back to a module whose own
+    /// dependencies are still being placed.
     pub fn resolve(&self, names: &[&str]) -> Result<Vec<Module>, Error> {
         let mut roots = Vec::new();
         let mut missing: Vec<String> = Vec::new();
         for &name in names {
-            let normal = normalize_name(name);
-            match self.by_name.get(&normal) {
-                Some(&index) => roots.push(index),
-                None if self.builtin.contains(&normal) => {}
-                None if missing.iter().any(|m| normalize_name(m) == normal) => {}
-                None => missing.push(name.to_string()),
+            match self.lookup(name) {
+                Lookup::Modules(found) => roots.extend(found),
+                Lookup::Builtin => {}
+                Lookup::Missing => {
+                    let normal = normalize_name(name);
+                    if !missing.iter().any(|m| normalize_name(m) == normal) {
+                        missing.push(name.to_string());
+                    }
+                }
             }
         }
         if !missing.is_empty() {
@@ -288,68 +795,310 @@ impl ModuleTree {
                 names: missing,
             });
         }
-        let mut marks = vec![Mark::New; self.nodes.len()];
-        let mut order = Vec::new();
+        let mut walk = Walk {
+            tree: self,
+            marks: vec![Mark::New; self.nodes.len()],
+            order: Vec::new(),
+            stack: Vec::new(),
+        };
         for root in roots {
-            self.visit(root, &mut marks, &mut order)?;
+            walk.visit(root)?;
         }
-        Ok(order
+        Ok(walk
+            .order
             .into_iter()
             .map(|index| self.nodes[index].module.clone())
             .collect())
     }
 
-    /// Appends `root` and its dependencies not yet in `order`, dependencies
-    /// first. Iterative, so a hostile `modules.dep` cannot overflow the stack.
-    fn visit(&self, root: usize, marks: &mut [Mark], order: &mut Vec<usize>) -> Result<(), Error> {
-        if marks[root] != Mark::New {
+    /// What `name` stands for; see [`ModuleTree::resolve`].
+    fn lookup(&self, name: &str) -> Lookup {
+        let normal = normalize_name(name);
+        if let Some(&index) = self.by_name.get(&normal) {
+            return Lookup::Modules(vec![index]);
+        }
+        let alias = normalize_alias(name);
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        let mut builtin = false;
+        for entry in self.aliases.iter().filter(|a| fnmatch(&a.pattern, &alias)) {
+            match self.by_name.get(&entry.module) {
+                Some(&index) => {
+                    if seen.insert(index) {
+                        found.push(index);
+                    }
+                }
+                None => builtin |= self.builtin.contains(&entry.module),
+            }
+        }
+        if !found.is_empty() {
+            Lookup::Modules(found)
+        } else if builtin
+            || self.builtin.contains(&normal)
+            || self.builtin_aliases.iter().any(|p| fnmatch(p, &alias))
+        {
+            Lookup::Builtin
+        } else {
+            Lookup::Missing
+        }
+    }
+
+    /// The modules `node`'s soft and weak dependencies stand for, without
+    /// `node` itself.
+    fn soft_targets(&self, node: usize) -> SoftTargets {
+        let name = &self.nodes[node].module.name;
+        let mut targets = SoftTargets::default();
+        for i in self
+            .softdep_index
+            .matching(name, |i| &self.softdeps[i].module)
+        {
+            let softdep = &self.softdeps[i];
+            self.add_targets(&mut targets.pre, &softdep.pre, node);
+            self.add_targets(&mut targets.post, &softdep.post, node);
+        }
+        for i in self
+            .weakdep_index
+            .matching(name, |i| &self.weakdeps[i].module)
+        {
+            self.add_targets(&mut targets.weak, &self.weakdeps[i].deps, node);
+        }
+        targets
+    }
+
+    /// Appends the modules `names` stand for to `list`, each once, never
+    /// `node`.
+    fn add_targets(&self, list: &mut Vec<usize>, names: &[String], node: usize) {
+        for name in names {
+            if let Lookup::Modules(found) = self.lookup(name) {
+                for index in found {
+                    if index != node && !list.contains(&index) {
+                        list.push(index);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Entries found by the module name their fnmatch(3) pattern matches:
+/// literal patterns (all of depmod's) through a map, so a module's softdeps
+/// are found without matching every line, the others one by one.
+#[derive(Debug, Default)]
+struct PatternIndex {
+    /// Entry indices by literal pattern.
+    literal: HashMap<String, Vec<usize>>,
+    /// Indices of entries whose pattern has wildcards.
+    globs: Vec<usize>,
+}
+
+impl PatternIndex {
+    /// Indexes the entries whose patterns are `patterns`, in order.
+    fn new<'a>(patterns: impl Iterator<Item = &'a str>) -> PatternIndex {
+        let mut index = PatternIndex::default();
+        for (i, pattern) in patterns.enumerate() {
+            if pattern.contains(['*', '?', '[', '\\']) {
+                index.globs.push(i);
+            } else {
+                index
+                    .literal
+                    .entry(pattern.to_string())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        index
+    }
+
+    /// The indices of the entries matching `name`, in entry order;
+    /// `pattern` gives an entry's pattern.
+    fn matching<'a>(&self, name: &str, pattern: impl Fn(usize) -> &'a str) -> Vec<usize> {
+        let mut found: Vec<usize> = self.literal.get(name).cloned().unwrap_or_default();
+        found.extend(
+            self.globs
+                .iter()
+                .copied()
+                .filter(|&i| fnmatch(pattern(i), name)),
+        );
+        found.sort_unstable();
+        found
+    }
+}
+
+/// Reads `moddir/name`, or `None` when it does not exist.
+fn read_index(moddir: &Path, name: &str) -> Result<Option<Vec<u8>>, Error> {
+    let path = moddir.join(name);
+    match fs::read(&path) {
+        Ok(data) => Ok(Some(data)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::ReadModuleIndex { path, source }),
+    }
+}
+
+/// Reads and parses the optional text index `moddir/name`.
+fn parse_index<T>(
+    moddir: &Path,
+    name: &str,
+    parse: fn(&str) -> Result<Vec<T>, Vec<LineProblem>>,
+) -> Result<Vec<T>, Error> {
+    let Some(data) = read_index(moddir, name)? else {
+        return Ok(Vec::new());
+    };
+    parse(&String::from_utf8_lossy(&data)).map_err(|problems| Error::ParseModuleIndex {
+        path: moddir.join(name),
+        problems,
+    })
+}
+
+/// The module path of a well-formed `modules.dep` line.
+fn module_path(line: &str) -> &str {
+    line.split_once(':').map_or(line, |(path, _)| path.trim())
+}
+
+/// Where a module is in the walk of [`ModuleTree::resolve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    New,
+    /// Its `modules.dep` dependencies are being placed: meeting it again
+    /// through one of those is a cycle.
+    Deps,
+    /// Its dependencies are placed; its `pre:` soft dependencies are being
+    /// placed.
+    Pre,
+    /// It is in the load order.
+    Done,
+}
+
+/// What a frame of the walk is placing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Deps,
+    Pre,
+    Post,
+    Weak,
+}
+
+/// The modules a module's soft and weak dependencies stand for.
+#[derive(Debug, Default)]
+struct SoftTargets {
+    pre: Vec<usize>,
+    post: Vec<usize>,
+    weak: Vec<usize>,
+}
+
+/// One module being placed.
+#[derive(Debug)]
+struct Frame {
+    node: usize,
+    stage: Stage,
+    /// How many edges of the current stage were followed.
+    next: usize,
+    /// Looked up when the `Pre` stage starts.
+    soft: SoftTargets,
+}
+
+/// The depth-first walk of [`ModuleTree::resolve`]. Iterative, so a hostile
+/// `modules.dep` cannot overflow the stack.
+struct Walk<'t> {
+    tree: &'t ModuleTree,
+    marks: Vec<Mark>,
+    order: Vec<usize>,
+    stack: Vec<Frame>,
+}
+
+impl Walk<'_> {
+    /// Places `root` and everything it brings that is not placed yet.
+    fn visit(&mut self, root: usize) -> Result<(), Error> {
+        if self.marks[root] != Mark::New {
             return Ok(());
         }
-        marks[root] = Mark::Active;
-        // (module, how many of its dependencies were walked, from the end)
-        let mut stack = vec![(root, 0)];
-        while let Some((index, walked)) = stack.last_mut() {
-            let deps = &self.nodes[*index].deps;
-            if *walked == deps.len() {
-                marks[*index] = Mark::Done;
-                order.push(*index);
-                stack.pop();
+        let tree = self.tree;
+        self.enter(root);
+        while let Some(frame) = self.stack.last_mut() {
+            let node = frame.node;
+            if frame.stage == Stage::Deps {
+                let deps = &tree.nodes[node].deps;
+                if frame.next == deps.len() {
+                    frame.stage = Stage::Pre;
+                    frame.next = 0;
+                    frame.soft = tree.soft_targets(node);
+                    self.marks[node] = Mark::Pre;
+                    continue;
+                }
+                let dep = deps[deps.len() - 1 - frame.next];
+                frame.next += 1;
+                match self.marks[dep] {
+                    Mark::New => self.enter(dep),
+                    Mark::Done => {}
+                    // `dep` waits for a soft dependency that needs `node`:
+                    // its own dependencies are placed, so it can go now.
+                    Mark::Pre => self.place(dep),
+                    Mark::Deps => return Err(self.cycle_error(dep)),
+                }
                 continue;
             }
-            let dep = deps[deps.len() - 1 - *walked];
-            *walked += 1;
-            match marks[dep] {
-                Mark::Done => {}
-                Mark::Active => return Err(self.cycle_error(&stack, dep)),
-                Mark::New => {
-                    marks[dep] = Mark::Active;
-                    stack.push((dep, 0));
+            let targets = match frame.stage {
+                Stage::Pre => &frame.soft.pre,
+                Stage::Post => &frame.soft.post,
+                _ => &frame.soft.weak,
+            };
+            if let Some(&target) = targets.get(frame.next) {
+                frame.next += 1;
+                // A soft or weak dependency already met is not walked
+                // again: this breaks a softdep cycle where it closes.
+                if self.marks[target] == Mark::New {
+                    self.enter(target);
+                }
+                continue;
+            }
+            frame.next = 0;
+            match frame.stage {
+                Stage::Pre => {
+                    frame.stage = Stage::Post;
+                    if self.marks[node] != Mark::Done {
+                        self.place(node);
+                    }
+                }
+                Stage::Post => frame.stage = Stage::Weak,
+                _ => {
+                    self.stack.pop();
                 }
             }
         }
         Ok(())
     }
 
-    /// The error for a walk that met `dep` again while walking its
+    /// Starts placing `node`.
+    fn enter(&mut self, node: usize) {
+        self.marks[node] = Mark::Deps;
+        self.stack.push(Frame {
+            node,
+            stage: Stage::Deps,
+            next: 0,
+            soft: SoftTargets::default(),
+        });
+    }
+
+    /// Appends `node` to the load order.
+    fn place(&mut self, node: usize) {
+        self.marks[node] = Mark::Done;
+        self.order.push(node);
+    }
+
+    /// The error for a walk that met `dep` again while placing its
     /// dependencies.
-    fn cycle_error(&self, stack: &[(usize, usize)], dep: usize) -> Error {
-        let start = stack.iter().position(|&(i, _)| i == dep).unwrap_or(0);
-        let chain = stack[start..]
+    fn cycle_error(&self, dep: usize) -> Error {
+        let start = self.stack.iter().position(|f| f.node == dep).unwrap_or(0);
+        let chain = self.stack[start..]
             .iter()
-            .map(|&(i, _)| i)
+            .map(|f| f.node)
             .chain([dep])
-            .map(|i| self.nodes[i].module.name.clone())
+            .map(|i| self.tree.nodes[i].module.name.clone())
             .collect();
         Error::DependencyCycle {
-            path: self.moddir.join(MODULES_DEP),
+            path: self.tree.moddir.join(MODULES_DEP),
             chain,
         }
     }
-}
-
-/// The module path of a well-formed `modules.dep` line.
-fn module_path(line: &str) -> &str {
-    line.split_once(':').map_or(line, |(path, _)| path.trim())
 }
 
 #[cfg(test)]
@@ -391,6 +1140,17 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev
         "fuse",
         "virtiofs",
     ];
+
+    /// Lines of Debian 6.1's modules.alias for the same modules.
+    const VIRTIO_ALIAS: &str = "\
+# Aliases extracted from modules themselves.
+alias fs-virtiofs virtiofs
+alias virtio:d0000001Av* virtiofs
+alias fs-fuse fuse
+alias char-major-10-229 fuse
+alias devname:fuse fuse
+alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
+";
 
     #[test]
     fn modprobe_order_for_a_virtiofs_root() {
@@ -456,6 +1216,220 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev
     }
 
     #[test]
+    fn builtin_modinfo_names_and_aliases_are_skipped() {
+        let modinfo = b"ext4.alias=fs-ext4\0ext4.alias=ext3\0ext4.license=GPL\0\
+                        md5.alias=crypto-md5\0crc32c_generic.alias=crc32c\0";
+        let tree = tree(VIRTIO_DEP, "").with_builtin_modinfo(parse_builtin_modinfo(modinfo));
+        assert_eq!(
+            names(
+                &tree,
+                &["fs-ext4", "ext3", "md5", "crypto-md5", "crc32c", "fuse"]
+            ),
+            ["fuse"]
+        );
+        assert!(tree.is_builtin("crc32c_generic"));
+    }
+
+    #[test]
+    fn a_loadable_module_of_an_alias_wins_over_a_builtin_one() {
+        // Debian's cloud kernel: crc32c is an alias of the loadable
+        // crc32c_intel and of the built-in crc32c_generic; modprobe loads
+        // crc32c_intel (the aliases file comes before the built-in ones).
+        let tree = tree("kernel/arch/x86/crypto/crc32c-intel.ko:\n", "")
+            .with_aliases(parse_alias("alias crc32c crc32c_intel\n").unwrap())
+            .with_builtin_modinfo(parse_builtin_modinfo(b"crc32c_generic.alias=crc32c\0"));
+        assert_eq!(names(&tree, &["crc32c"]), ["crc32c_intel"]);
+    }
+
+    #[test]
+    fn aliases_resolve_with_their_dependencies() {
+        let tree = tree(VIRTIO_DEP, "").with_aliases(parse_alias(VIRTIO_ALIAS).unwrap());
+        assert_eq!(
+            names(&tree, &["fs-virtiofs"]),
+            ["fuse", "virtio_ring", "virtio", "virtiofs"]
+        );
+        // `-` and `_` are one in aliases too.
+        assert_eq!(names(&tree, &["fs_fuse"]), ["fuse"]);
+        assert_eq!(names(&tree, &["char_major_10_229"]), ["fuse"]);
+    }
+
+    #[test]
+    fn device_aliases_match_wildcard_patterns() {
+        let tree = tree(VIRTIO_DEP, "").with_aliases(parse_alias(VIRTIO_ALIAS).unwrap());
+        // A concrete modalias, as the kernel's uevent gives it.
+        assert_eq!(
+            names(
+                &tree,
+                &["pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00"]
+            ),
+            [
+                "virtio_ring",
+                "virtio",
+                "virtio_pci_modern_dev",
+                "virtio_pci_legacy_dev",
+                "virtio_pci"
+            ]
+        );
+        // The alias literal from modinfo matches the pattern too.
+        assert_eq!(
+            names(&tree, &["pci:v00001AF4d00001042sv*sd*bc*sc*i*"])
+                .last()
+                .unwrap(),
+            "virtio_pci"
+        );
+        assert_eq!(
+            names(&tree, &["virtio:d0000001Av00001AF4"]).last().unwrap(),
+            "virtiofs"
+        );
+        let err = tree
+            .resolve(&["pci:v00008086d00001234sv*sd*bc*sc*i*"])
+            .unwrap_err();
+        assert!(matches!(err, Error::MissingModules { .. }));
+    }
+
+    #[test]
+    fn an_alias_of_several_modules_gives_all_of_them() {
+        let tree = tree(
+            "kernel/crc32-pclmul.ko:\nkernel/crc32_generic.ko:\nkernel/other.ko:\n",
+            "",
+        )
+        .with_aliases(
+            parse_alias(
+                "alias crc32 crc32_pclmul\nalias crypto-crc32 crc32_pclmul\n\
+                     alias crc32 crc32_generic\nalias crc* other\n",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            names(&tree, &["crc32"]),
+            ["crc32_pclmul", "crc32_generic", "other"]
+        );
+    }
+
+    #[test]
+    fn a_module_name_wins_over_an_alias() {
+        let tree = tree("kernel/a.ko:\nkernel/b.ko:\n", "")
+            .with_aliases(parse_alias("alias a b\nalias * b\n").unwrap());
+        assert_eq!(names(&tree, &["a"]), ["a"]);
+        assert_eq!(names(&tree, &["anything"]), ["b"]);
+    }
+
+    /// A tree with softdeps like Debian's: btrfs pre-loads an alias, x_tables
+    /// is a dependency of xt_LOG.
+    fn softdep_tree() -> ModuleTree {
+        tree(
+            "kernel/net/netfilter/xt_LOG.ko: kernel/net/netfilter/x_tables.ko\n\
+             kernel/net/netfilter/x_tables.ko:\n\
+             kernel/net/netfilter/nf_log_syslog.ko: kernel/net/netfilter/nf_log_common.ko\n\
+             kernel/net/netfilter/nf_log_common.ko:\n\
+             kernel/lib/libcrc32c.ko:\n\
+             kernel/arch/x86/crypto/crc32c-intel.ko:\n\
+             kernel/drivers/vfio/vfio.ko:\n\
+             kernel/drivers/vfio/vfio_iommu_type1.ko: kernel/drivers/vfio/vfio.ko\n",
+            "",
+        )
+        .with_aliases(parse_alias("alias crc32c crc32c_intel\n").unwrap())
+        .with_softdeps(
+            parse_softdep(
+                "softdep xt_LOG pre: nf_log_syslog\n\
+                 softdep libcrc32c pre: crc32c\n\
+                 softdep vfio post: vfio_iommu_type1 vfio_iommu_spapr_tce\n",
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn pre_softdeps_load_before_with_their_dependencies() {
+        let tree = softdep_tree();
+        assert_eq!(
+            names(&tree, &["xt_LOG"]),
+            ["x_tables", "nf_log_common", "nf_log_syslog", "xt_LOG"]
+        );
+        assert_eq!(names(&tree, &["libcrc32c"]), ["crc32c_intel", "libcrc32c"]);
+    }
+
+    #[test]
+    fn post_softdeps_load_after_and_missing_ones_are_skipped() {
+        // vfio_iommu_spapr_tce is not in the tree (not an x86 module), and
+        // vfio_iommu_type1 depends on vfio, which is placed already.
+        let tree = softdep_tree();
+        assert_eq!(names(&tree, &["vfio"]), ["vfio", "vfio_iommu_type1"]);
+    }
+
+    #[test]
+    fn softdeps_of_dependencies_are_honoured() {
+        let tree = tree(
+            "kernel/a.ko: kernel/b.ko\nkernel/b.ko:\nkernel/p.ko:\nkernel/q.ko:\n",
+            "",
+        )
+        .with_softdeps(parse_softdep("softdep b pre: p post: q\n").unwrap());
+        assert_eq!(names(&tree, &["a"]), ["p", "b", "q", "a"]);
+    }
+
+    #[test]
+    fn every_softdep_line_of_a_module_counts() {
+        let tree = tree("kernel/k.ko:\nkernel/x.ko:\nkernel/y.ko:\n", "").with_softdeps(
+            parse_softdep("softdep k pre: x\nsoftdep k pre: y\nsoftdep k gcm\n").unwrap(),
+        );
+        assert_eq!(names(&tree, &["k"]), ["x", "y", "k"]);
+    }
+
+    #[test]
+    fn softdep_cycles_are_broken_where_they_close() {
+        let tree = tree("kernel/a.ko:\nkernel/b.ko:\n", "")
+            .with_softdeps(parse_softdep("softdep a pre: b\nsoftdep b pre: a\n").unwrap());
+        assert_eq!(names(&tree, &["a"]), ["b", "a"]);
+        assert_eq!(names(&tree, &["b"]), ["a", "b"]);
+        let own = ModuleTree::parse(Path::new(MODDIR), "kernel/a.ko:\n", "")
+            .unwrap()
+            .with_softdeps(parse_softdep("softdep a pre: a post: a\n").unwrap());
+        assert_eq!(names(&own, &["a"]), ["a"]);
+    }
+
+    #[test]
+    fn a_hard_dependency_wins_over_a_pre_softdep() {
+        // b needs a's symbols, a asks for b first: a goes first, as in
+        // modprobe's list, where b would otherwise fail to load.
+        let tree = tree("kernel/a.ko:\nkernel/b.ko: kernel/a.ko\n", "")
+            .with_softdeps(parse_softdep("softdep a pre: b\n").unwrap());
+        assert_eq!(names(&tree, &["a"]), ["a", "b"]);
+        assert_eq!(names(&tree, &["b"]), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_cycle_through_a_softdep_and_hard_dependencies_is_an_error() {
+        let tree = tree(
+            "kernel/a.ko: kernel/d.ko\nkernel/d.ko:\nkernel/b.ko: kernel/a.ko\n",
+            "",
+        )
+        .with_softdeps(parse_softdep("softdep d pre: b\n").unwrap());
+        let err = tree.resolve(&["a"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dependency cycle a -> d -> b -> a"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn weakdeps_are_packed_after_their_module() {
+        let tree = tree(
+            "kernel/a.ko:\nkernel/w.ko: kernel/wd.ko\nkernel/wd.ko:\n",
+            "",
+        )
+        .with_weakdeps(parse_weakdep("weakdep a w missing\n").unwrap());
+        assert_eq!(names(&tree, &["a"]), ["a", "wd", "w"]);
+    }
+
+    #[test]
+    fn softdep_module_names_are_patterns() {
+        let tree = tree("kernel/nf_a.ko:\nkernel/nf_b.ko:\nkernel/p.ko:\n", "")
+            .with_softdeps(parse_softdep("softdep nf_* pre: p\n").unwrap());
+        assert_eq!(names(&tree, &["nf_a", "nf_b"]), ["p", "nf_a", "nf_b"]);
+    }
+
+    #[test]
     fn dashes_and_underscores_are_the_same() {
         let tree = tree(
             "kernel/arch/x86/events/amd/amd-uncore.ko:\nkernel/virtio_pci.ko:\n",
@@ -475,9 +1449,18 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev
 
     #[test]
     fn all_missing_names_are_in_one_error() {
-        let tree = tree(VIRTIO_DEP, "kernel/fs/ext4/ext4.ko\n");
+        let tree = tree(VIRTIO_DEP, "kernel/fs/ext4/ext4.ko\n")
+            .with_aliases(parse_alias(VIRTIO_ALIAS).unwrap());
         let err = tree
-            .resolve(&["nope", "fuse", "ext4", "zip-zap", "zip_zap", "nope"])
+            .resolve(&[
+                "nope",
+                "fuse",
+                "ext4",
+                "zip-zap",
+                "fs-virtiofs",
+                "zip_zap",
+                "nope",
+            ])
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -534,6 +1517,8 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev
                 ("a", Some(Compression::Xz)),
             ]
         );
+        assert_eq!(Compression::Zstd.suffix(), ".zst");
+        assert_eq!(Compression::Xz.to_string(), "xz");
     }
 
     #[test]
@@ -556,6 +1541,20 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev
     }
 
     #[test]
+    fn long_softdep_chains_do_not_overflow_the_stack() {
+        let mut dep = String::new();
+        let mut softdep = String::new();
+        for i in 0..20_000 {
+            dep.push_str(&format!("s{i}.ko:\n"));
+            softdep.push_str(&format!("softdep s{i} pre: s{}\n", i + 1));
+        }
+        let tree = tree(&dep, "").with_softdeps(parse_softdep(&softdep).unwrap());
+        let modules = tree.resolve(&["s0"]).unwrap();
+        assert_eq!(modules.len(), 20_000);
+        assert_eq!(modules[0].name, "s19999");
+    }
+
+    #[test]
     fn open_reads_the_files_and_tolerates_no_builtin() {
         let tmp = TempDir::new("kmod-open");
         tmp.write("modules.dep", VIRTIO_DEP.as_bytes());
@@ -564,6 +1563,7 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev
             tree.resolve(&["fuse"]).unwrap()[0].path,
             tmp.path().join("kernel/fs/fuse/fuse.ko")
         );
+        assert_eq!(tree.kernel_decompresses(), KernelDecompress::NONE);
 
         let empty = TempDir::new("kmod-open-empty");
         let err = ModuleTree::open(empty.path()).unwrap_err();
@@ -575,5 +1575,219 @@ kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev
                 empty.path().join(MODULES_DEP).display()
             )
         );
+    }
+
+    #[test]
+    fn open_reads_every_index_and_the_kernel_config() {
+        let tmp = TempDir::new("kmod-open-all");
+        tmp.write(
+            "modules.dep",
+            b"kernel/a.ko.xz:\nkernel/p.ko:\nkernel/w.ko:\n",
+        );
+        tmp.write("modules.alias", b"alias fs-a a\n");
+        tmp.write(
+            "modules.softdep",
+            b"# Soft dependencies\nsoftdep a pre: p\n",
+        );
+        tmp.write("modules.weakdep", b"weakdep a w\n");
+        tmp.write("modules.builtin.modinfo", b"ext4.alias=fs-ext4\0");
+        tmp.write(
+            "config",
+            b"CONFIG_MODULE_DECOMPRESS=y\nCONFIG_MODULE_COMPRESS_XZ=y\n",
+        );
+        let tree = ModuleTree::open(tmp.path()).unwrap();
+        assert_eq!(names(&tree, &["fs-a", "fs-ext4"]), ["p", "a", "w"]);
+        assert!(tree.kernel_decompresses().handles(Compression::Xz));
+    }
+
+    #[test]
+    fn open_reports_bad_lines_of_the_other_indexes() {
+        let tmp = TempDir::new("kmod-open-bad");
+        tmp.write("modules.dep", b"kernel/a.ko:\n");
+        tmp.write(
+            "modules.alias",
+            b"alias fs-a a\nalias lonely\nblacklist a\n",
+        );
+        let err = ModuleTree::open(tmp.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot parse {}:2: expected \"alias PATTERN MODULE\" (and 1 more bad line: 3)",
+                tmp.path().join(MODULES_ALIAS).display()
+            )
+        );
+    }
+
+    #[test]
+    fn alias_lines_parse_like_libkmod() {
+        let aliases = parse_alias(
+            "# comment\n\n  alias   fs-virtiofs\tvirtiofs  extra\nalias usb:v*p*d*dc*dsc*dp*ic09isc*ip*in* hub\n",
+        )
+        .unwrap();
+        assert_eq!(
+            aliases,
+            [
+                Alias {
+                    pattern: "fs_virtiofs".into(),
+                    module: "virtiofs".into()
+                },
+                Alias {
+                    pattern: "usb:v*p*d*dc*dsc*dp*ic09isc*ip*in*".into(),
+                    module: "hub".into()
+                },
+            ]
+        );
+        assert_eq!(
+            parse_alias("alias a\nalias\nsoftdep a pre: b\nalias ok ok\n").unwrap_err(),
+            [
+                (1, "expected \"alias PATTERN MODULE\"".to_string()),
+                (2, "expected \"alias PATTERN MODULE\"".to_string()),
+                (
+                    3,
+                    "unknown command \"softdep\" (expected \"alias\")".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn softdep_lines_parse_like_libkmod() {
+        let softdeps = parse_softdep(
+            "softdep nfsd pre: crypto-md5\nsoftdep cifs gcm\n\
+             softdep x pre: a post: b pre: c\nsoftdep y-z post:\n",
+        )
+        .unwrap();
+        let got: Vec<(&str, Vec<&str>, Vec<&str>)> = softdeps
+            .iter()
+            .map(|s| {
+                (
+                    s.module.as_str(),
+                    s.pre.iter().map(String::as_str).collect(),
+                    s.post.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("nfsd", vec!["crypto-md5"], vec![]),
+                ("cifs", vec![], vec![]),
+                ("x", vec!["a", "c"], vec!["b"]),
+                ("y_z", vec![], vec![]),
+            ]
+        );
+        let problems = parse_softdep("softdep\nsoftdep lonely\nsoftdep ok pre: a\n").unwrap_err();
+        assert_eq!(problems.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn weakdep_lines_parse() {
+        let weakdeps = parse_weakdep("weakdep drm-x a b\n").unwrap();
+        assert_eq!(weakdeps[0].module, "drm_x");
+        assert_eq!(weakdeps[0].deps, ["a", "b"]);
+        assert_eq!(parse_weakdep("weakdep a\n").unwrap_err()[0].0, 1);
+    }
+
+    #[test]
+    fn builtin_modinfo_skips_malformed_strings() {
+        let info = parse_builtin_modinfo(
+            b"\0\0noequals\0.alias=x\0nodot=1\0\xff.alias=y\0a-b.alias=q-r\0a-b.file=x\0",
+        );
+        assert_eq!(info.names, ["a_b"]);
+        assert_eq!(info.aliases, ["q_r"]);
+        assert_eq!(parse_builtin_modinfo(b""), BuiltinModinfo::default());
+    }
+
+    #[test]
+    fn alias_normalisation_keeps_ranges() {
+        assert_eq!(normalize_alias("char-major-10-229"), "char_major_10_229");
+        assert_eq!(
+            normalize_alias("acpi*:PNP0C0[A-F]:*-x"),
+            "acpi*:PNP0C0[A-F]:*_x"
+        );
+        assert_eq!(normalize_alias("a[-b"), "a[-b");
+    }
+
+    #[test]
+    fn fnmatch_wildcards() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("", "", true),
+            ("", "a", false),
+            ("*", "", true),
+            ("*", "anything/with/slashes", true),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("a*c", "abcbc", true),
+            ("**a", "ba", true),
+            ("?", "a", true),
+            ("?", "", false),
+            ("a?c", "abc", true),
+            ("[abc]x", "bx", true),
+            ("[abc]x", "dx", false),
+            ("[a-c]", "b", true),
+            ("[!a-c]", "b", false),
+            ("[^a-c]", "d", true),
+            ("[]]", "]", true),
+            ("[!]]", "]", false),
+            ("[a-]", "-", true),
+            ("[[:digit:]]1", "71", true),
+            ("[[:upper:]]", "a", false),
+            ("[[:nope:]]", "a", false),
+            ("[", "[", true),
+            ("[ab", "[ab", true),
+            ("a\\*", "a*", true),
+            ("a\\*", "ab", false),
+            ("a\\", "a\\", false),
+            ("[\\]]", "]", true),
+            (
+                "pci:v00001AF4d*sv*sd*bc*sc*i*",
+                "pci:v00001AF4d00001042sv*sd*bc*sc*i*",
+                true,
+            ),
+            (
+                "pci:v00001AF4d*sv*sd*bc*sc*i*",
+                "pci:v00008086d00001042sv*sd*bc*sc*i*",
+                false,
+            ),
+        ];
+        for &(pattern, text, want) in cases {
+            assert_eq!(
+                fnmatch(pattern, text),
+                want,
+                "fnmatch({pattern:?}, {text:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn fnmatch_has_no_exponential_backtracking() {
+        let pattern = "*a".repeat(200) + "b";
+        let text = "a".repeat(5000);
+        assert!(!fnmatch(&pattern, &text));
+    }
+
+    #[test]
+    fn parsers_never_panic_on_junk() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let alphabet = b"alias softdep weakdep pre: post: \n\t#*?[]!^-:\\\0ab\xc3\xa9";
+        for _ in 0..2000 {
+            let mut bytes = Vec::new();
+            for _ in 0..(seed % 64) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = usize::try_from(seed % alphabet.len() as u64).unwrap();
+                bytes.push(alphabet[at]);
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_alias(&text);
+            let _ = parse_softdep(&text);
+            let _ = parse_weakdep(&text);
+            let _ = parse_builtin_modinfo(&bytes);
+            let middle = text.char_indices().nth(text.chars().count() / 2);
+            let (pattern, subject) = text.split_at(middle.map_or(0, |(at, _)| at));
+            let _ = fnmatch(pattern, subject);
+            let _ = normalize_alias(&text);
+        }
     }
 }

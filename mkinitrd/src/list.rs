@@ -1,28 +1,37 @@
-//! `mkinitrd --list`: one line per entry of an archive, like `ls -l`:
+//! `mkinitrd --list`: one line per entry of an image, like `ls -l`:
 //! mode string, size (or `major, minor` for device nodes), mtime in UTC,
-//! path, and ` -> target` for symlinks. The archive is read in chunks, so
-//! listing a pipe needs no memory for file data.
+//! path, and ` -> target` for symlinks.
+//!
+//! An image is read as the kernel's `unpack_to_rootfs` (init/initramfs.c)
+//! reads it: segments one after another, with zero padding between them,
+//! each a plain newc archive (or several) or LZ4 legacy data holding
+//! archives ([`ImageReader`]). The input is read in chunks, so listing a
+//! pipe needs no memory for file data, and at most one LZ4 block (and its
+//! decompressed 8 MiB) is held.
 
 use std::io::{BufWriter, Read, Write};
+use std::mem;
 use std::path::Path;
 
 use crate::cpio::{
-    Entry, Reader, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+    Entry, Problem, Reader, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
 };
 use crate::error::Error;
+use crate::lz4::{Decoder, LZ4_LEGACY_MAGIC_BYTES};
 
 /// Bytes read from the input at a time.
 const READ_BUF: usize = 64 * 1024;
 
-/// Reads the archive(s) in `input` (called `name` in errors) and writes
-/// one line per entry to `out`.
+/// Reads the image in `input` (called `name` in errors) and writes one line
+/// per entry to `out`.
 ///
 /// The entries read before a malformed part are listed before the error is
 /// returned. Errors: [`Error::ReadArchive`], [`Error::BadArchive`] with the
-/// offset, [`Error::WriteListing`].
+/// offset, [`Error::BadLz4`], [`Error::BadCompressedArchive`],
+/// [`Error::WriteListing`].
 pub fn list_archive<R: Read, W: Write>(mut input: R, name: &Path, out: W) -> Result<(), Error> {
     let mut out = BufWriter::new(out);
-    let mut reader = Reader::new();
+    let mut reader = ImageReader::new();
     let mut buf = vec![0; READ_BUF];
     loop {
         let n = match input.read(&mut buf) {
@@ -37,12 +46,278 @@ pub fn list_archive<R: Read, W: Write>(mut input: R, name: &Path, out: W) -> Res
             }
         };
         let mut lines = Vec::new();
-        let fed = reader.feed(&buf[..n], |entry| lines.push(format_entry(&entry)));
+        let fed = reader.feed(&buf[..n], &mut |entry| lines.push(format_entry(&entry)));
         write_lines(&mut out, &lines)?;
         fed?;
     }
-    reader.finish()?;
+    let mut lines = Vec::new();
+    let finished = reader.finish(&mut |entry| lines.push(format_entry(&entry)));
+    write_lines(&mut out, &lines)?;
+    finished?;
     out.flush().map_err(|source| Error::WriteListing { source })
+}
+
+/// Where an [`ImageReader`] is.
+enum Segment {
+    /// Between segments: zero bytes are skipped.
+    Gap,
+    /// In plain newc archives.
+    Plain(Reader),
+    /// In LZ4 legacy data starting at input offset `start`, whose
+    /// decompressed content goes to `content`.
+    Lz4 {
+        start: u64,
+        decoder: Box<Decoder>,
+        content: Reader,
+    },
+}
+
+/// Reads an initramfs image fed in chunks of any size, segment by segment,
+/// as the kernel's `unpack_to_rootfs` does.
+///
+/// Between segments zero bytes are skipped. A segment starting with the
+/// first byte of [`LZ4_LEGACY_MAGIC_BYTES`] is LZ4 legacy data
+/// ([`Decoder`]) whose decompressed content must be complete newc
+/// archives; it ends at the end of the input or at an end mark (a zero
+/// size), and only LZ4 data continues it. Anything else is plain newc
+/// archives, which must start at a multiple of 4 bytes, and end where a
+/// byte other than `'0'` follows a `TRAILER!!!` and its padding
+/// ([`Reader::feed_segment`]). So plain archives then LZ4, several plain
+/// archives, or concatenated LZ4 outputs all read. Other formats get the
+/// [`Reader`]'s hint (`this is gzip data; ...`).
+///
+/// Entries are reported as they are read; the first error stops the
+/// reader, and later calls fail.
+///
+/// # Example
+/// ```
+/// use mkinitrd::cpio::Writer;
+/// use mkinitrd::list::read_image;
+/// use mkinitrd::lz4::{Lz4Options, compress_legacy};
+/// let mut early = Writer::new(Vec::new());
+/// early.write_bytes("early", 0o644, 0, b"1")?;
+/// let mut main = Writer::new(Vec::new());
+/// main.write_bytes("main", 0o644, 0, b"2")?;
+/// let mut image = early.finish()?;
+/// image.extend(compress_legacy(&main.finish()?, &Lz4Options::default()));
+/// let names: Vec<String> = read_image(&image)?.into_iter().map(|e| e.name).collect();
+/// assert_eq!(names, ["early", "main"]);
+/// # Ok::<(), mkinitrd::Error>(())
+/// ```
+pub struct ImageReader {
+    segment: Segment,
+    /// Input bytes consumed so far.
+    offset: u64,
+    /// Archives completed in finished segments.
+    archives: u64,
+    /// The first error, returned again by every later call.
+    failed: Option<Error>,
+}
+
+impl Default for ImageReader {
+    fn default() -> Self {
+        ImageReader::new()
+    }
+}
+
+impl ImageReader {
+    /// A reader at the start of an image.
+    pub fn new() -> ImageReader {
+        ImageReader {
+            segment: Segment::Gap,
+            offset: 0,
+            archives: 0,
+            failed: None,
+        }
+    }
+
+    /// Reads `chunk`, calling `on_entry` for each entry completed in it.
+    ///
+    /// Errors: [`Error::BadArchive`] (offsets in the image),
+    /// [`Error::BadLz4`], [`Error::BadCompressedArchive`].
+    pub fn feed(&mut self, chunk: &[u8], on_entry: &mut dyn FnMut(Entry)) -> Result<(), Error> {
+        self.check_failed()?;
+        self.feed_segments(chunk, on_entry)
+            .map_err(|e| self.failed.insert(e).repeat())
+    }
+
+    /// Ends the input: an error unless it ended after complete archives.
+    ///
+    /// Errors: as [`ImageReader::feed`]; [`Problem::Empty`] when the image
+    /// holds no archive.
+    pub fn finish(mut self, on_entry: &mut dyn FnMut(Entry)) -> Result<(), Error> {
+        self.check_failed()?;
+        match mem::replace(&mut self.segment, Segment::Gap) {
+            Segment::Gap => {}
+            Segment::Plain(reader) => {
+                self.archives += reader.archives();
+                reader.finish()?;
+            }
+            Segment::Lz4 {
+                start,
+                decoder,
+                content,
+            } => {
+                let leftover = decoder.finish()?;
+                self.end_lz4(start, content)?;
+                // The kernel's unlz4 stops before a size cut short by the
+                // end of input and leaves those bytes to unpack_to_rootfs.
+                self.offset -= leftover.len() as u64;
+                self.feed_segments(&leftover, on_entry)?;
+                return self.finish(on_entry);
+            }
+        }
+        if self.archives == 0 {
+            return Err(Error::BadArchive {
+                offset: self.offset,
+                problem: Problem::Empty,
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns the first error again, if there was one.
+    fn check_failed(&self) -> Result<(), Error> {
+        match &self.failed {
+            Some(error) => Err(error.repeat()),
+            None => Ok(()),
+        }
+    }
+
+    /// Splits `input` among segments.
+    fn feed_segments(
+        &mut self,
+        mut input: &[u8],
+        on_entry: &mut dyn FnMut(Entry),
+    ) -> Result<(), Error> {
+        while !input.is_empty() {
+            let used = match &mut self.segment {
+                Segment::Gap => {
+                    // unpack_to_rootfs skips zeros between segments.
+                    let zeros = input.iter().take_while(|&&b| b == 0).count();
+                    if zeros == input.len() {
+                        zeros
+                    } else {
+                        self.segment = self.start_segment(input[zeros]);
+                        zeros
+                    }
+                }
+                Segment::Plain(reader) => {
+                    let used = reader.feed_segment(input, &mut *on_entry)?;
+                    if used < input.len() {
+                        self.archives += reader.archives();
+                        self.segment = Segment::Gap;
+                    }
+                    used
+                }
+                Segment::Lz4 {
+                    start,
+                    decoder,
+                    content,
+                } => {
+                    let start = *start;
+                    let used = decoder.feed(input, &mut |_, data| {
+                        content
+                            .feed(data, &mut *on_entry)
+                            .map_err(|e| in_segment(start, e))
+                    })?;
+                    if decoder.is_ended() {
+                        let Segment::Lz4 { content, .. } =
+                            mem::replace(&mut self.segment, Segment::Gap)
+                        else {
+                            unreachable!("matched Segment::Lz4 above");
+                        };
+                        self.end_lz4(start, content)?;
+                    }
+                    used
+                }
+            };
+            input = &input[used..];
+            self.offset += used as u64;
+        }
+        Ok(())
+    }
+
+    /// The segment that a non-zero byte `first` at the current offset starts.
+    fn start_segment(&self, first: u8) -> Segment {
+        if first == LZ4_LEGACY_MAGIC_BYTES[0] {
+            Segment::Lz4 {
+                start: self.offset,
+                decoder: Box::new(Decoder::new(self.offset)),
+                content: Reader::new(),
+            }
+        } else {
+            // The reader checks the alignment and names other formats.
+            Segment::Plain(Reader::at_offset(self.offset))
+        }
+    }
+
+    /// Ends the archives decompressed from an LZ4 segment: they must be
+    /// complete, as unpack_to_rootfs requires ("junk in compressed
+    /// archive"). Data holding nothing but zeros is accepted, as there.
+    fn end_lz4(&mut self, start: u64, content: Reader) -> Result<(), Error> {
+        self.archives += content.archives();
+        match content.finish() {
+            Err(Error::BadArchive {
+                problem: Problem::Empty,
+                ..
+            }) => Ok(()),
+            other => other.map_err(|e| in_segment(start, e)),
+        }
+    }
+}
+
+impl Error {
+    /// A copy of an error an [`ImageReader`] returns (they hold no
+    /// `io::Error`), to return it again.
+    fn repeat(&self) -> Error {
+        match self {
+            Error::BadArchive { offset, problem } => Error::BadArchive {
+                offset: *offset,
+                problem: problem.clone(),
+            },
+            Error::BadLz4 { offset, problem } => Error::BadLz4 {
+                offset: *offset,
+                problem: problem.clone(),
+            },
+            Error::BadCompressedArchive {
+                segment,
+                offset,
+                problem,
+            } => Error::BadCompressedArchive {
+                segment: *segment,
+                offset: *offset,
+                problem: problem.clone(),
+            },
+            // Not returned by the reader; a stand-in keeps this total.
+            other => Error::BadArchive {
+                offset: 0,
+                problem: Problem::Truncated(other.to_string()),
+            },
+        }
+    }
+}
+
+/// Places an error of the archives decompressed from the LZ4 segment at
+/// `start` in that segment.
+fn in_segment(start: u64, error: Error) -> Error {
+    match error {
+        Error::BadArchive { offset, problem } => Error::BadCompressedArchive {
+            segment: start,
+            offset,
+            problem,
+        },
+        other => other,
+    }
+}
+
+/// Reads all entries of the image `data`, as [`ImageReader`] does.
+pub fn read_image(data: &[u8]) -> Result<Vec<Entry>, Error> {
+    let mut reader = ImageReader::new();
+    let mut entries = Vec::new();
+    reader.feed(data, &mut |entry| entries.push(entry))?;
+    reader.finish(&mut |entry| entries.push(entry))?;
+    Ok(entries)
 }
 
 /// Writes listing lines.
@@ -134,6 +409,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 mod tests {
     use super::*;
     use crate::cpio::{NodKind, Writer};
+    use crate::lz4::{Lz4Options, compress_legacy};
 
     #[test]
     fn mode_strings_match_ls() {
@@ -187,5 +463,57 @@ mod tests {
             err.to_string(),
             "cannot read the archive at byte 200: the input ends inside a header"
         );
+    }
+
+    /// A plain archive holding `name`, then the LZ4 data of one holding
+    /// `compressed`, then zero padding.
+    fn plain_then_lz4(name: &str, compressed: &str) -> Vec<u8> {
+        let mut plain = Writer::new(Vec::new());
+        plain.write_bytes(name, 0o644, 0, b"1").unwrap();
+        let mut inner = Writer::new(Vec::new());
+        inner.write_dir(compressed, 0o755, 0).unwrap();
+        let lz4 = compress_legacy(&inner.finish().unwrap(), &Lz4Options::default());
+        let mut image = plain.finish().unwrap();
+        image.extend_from_slice(&lz4);
+        image.extend_from_slice(&[0; 3]);
+        image
+    }
+
+    #[test]
+    fn segments_read_the_same_in_any_chunking() {
+        let image = plain_then_lz4("early", "main");
+        let whole = read_image(&image).unwrap();
+        let names: Vec<&str> = whole.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["early", "main"]);
+        assert_eq!(whole[0].offset, 0);
+        // Offsets of decompressed entries are in the decompressed data.
+        assert_eq!(whole[1].offset, 0);
+        for size in [1, 2, 5, 511, 512, 513, 4096] {
+            let mut reader = ImageReader::new();
+            let mut entries = Vec::new();
+            for chunk in image.chunks(size) {
+                reader.feed(chunk, &mut |e| entries.push(e)).unwrap();
+            }
+            reader.finish(&mut |e| entries.push(e)).unwrap();
+            assert_eq!(entries, whole, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn image_reader_errors_stick_and_name_the_segment() {
+        let mut image = plain_then_lz4("early", "main");
+        image.truncate(image.len() - 3);
+        // Corrupt the size field of the only block.
+        let block_size_at = 512 + 4;
+        image[block_size_at..block_size_at + 4].copy_from_slice(&[0xff; 4]);
+        let mut reader = ImageReader::new();
+        let err = reader.feed(&image, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot decompress the LZ4 data at byte 516: block size 4294967295 is over \
+             LZ4_compressBound(8 MiB) = 8421520"
+        );
+        let again = reader.feed(&[0], &mut |_| {}).unwrap_err();
+        assert_eq!(again.to_string(), err.to_string());
     }
 }

@@ -12,11 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mkinitrd::Error;
+use mkinitrd::content::{self, Directive};
+use mkinitrd::firmware;
 use mkinitrd::image::{self, Image};
 use mkinitrd::kernel;
-use mkinitrd::kmod::ModuleTree;
+use mkinitrd::kmod::{Module, ModuleTree};
+use mkinitrd::ldso::{HostItem, Resolver};
 use mkinitrd::list;
+use mkinitrd::lz4::Lz4Options;
+use mkinitrd::manifest;
 use mkinitrd::output;
+use mkinitrd::rsc;
+use mkinitrd::write::Compression;
 
 /// Exit status of a failed run.
 const EXIT_ERROR: u8 = 1;
@@ -27,7 +34,7 @@ const HELP: &str = "\
 mkinitrd - pack an initramfs (newc cpio) with init and kernel modules
 
 Usage:
-  mkinitrd -o FILE|- [--kver VER] [--moddir DIR] [--init PATH] [-m NAME]...
+  mkinitrd -o FILE|- [OPTIONS]
   mkinitrd --list FILE|-
 
 Options:
@@ -39,15 +46,39 @@ Options:
                       /lib/modules/VER, then /usr/lib/modules/VER)
   --init PATH         init binary to pack as /init (default: the static init
                       installed or built alongside mkinitrd)
-  -m, --module NAME   also pack module NAME and its dependencies; repeatable.
-                      It adds to the default set virtio_pci, virtiofs (with
-                      virtio, virtio_ring, fuse as dependencies)
-  --list FILE         print the entries of an image (- for stdin), like ls -l
+  -m, --module NAME   also pack module NAME (or alias, e.g. fs-virtiofs) with
+                      its dependencies and softdeps; repeatable. It adds to
+                      the default set virtio_pci, virtiofs
+  --bin PROG          pack program PROG (a name in the system's bin
+                      directories, or a path) with its ELF interpreter and
+                      libraries, found as ld.so finds them; scripts bring
+                      their #! interpreter
+  --file SRC[:DST]    pack host file SRC as DST (default: SRC's path)
+  --tree DIR:DST      pack directory DIR as DST, symlinks kept as symlinks
+  --dir PATH[:MODE]   a directory (mode 0755 unless given, in octal)
+  --symlink PATH:TARGET
+                      a symbolic link
+  --nod PATH:c|b:MAJOR:MINOR[:MODE]
+                      a device node (mode 0600 unless given)
+  --manifest FILE     one directive a line: file, tree, dir, symlink, nod,
+                      module, bin, include, and try-file, try-tree,
+                      try-module, try-bin, try-include that skip what is
+                      absent; # comments (- for stdin)
+  --compress lz4      write the kernel's legacy LZ4 format (as lz4 -l), its
+                      blocks compressed on every core
+  --cpus N, --mem SIZE, --net
+                      rapido resources: the VM size the image asks for
+                      (rapido-rsc/ entries; chrootvm --initrd reads them)
+  --list FILE         print the entries of an image (- for stdin), like ls
+                      -l: plain, LZ4 and concatenated archives
   -h, --help          print this help
   -V, --version       print the version
 
 Entries are owned by root and sorted by path; their mtime is
-$SOURCE_DATE_EPOCH, or 0: the same inputs give the same bytes.
+$SOURCE_DATE_EPOCH, or 0: the same inputs give the same bytes, whatever
+the host's mtimes, directory order or core count. Compressed modules are
+decompressed unless the kernel's config says it decompresses them itself;
+firmware the modules name is packed from /lib/firmware when present.
 
 Exit status:
   0  success
@@ -70,7 +101,13 @@ struct PackArgs {
     kver: Option<String>,
     moddir: Option<PathBuf>,
     init: Option<PathBuf>,
-    modules: Vec<String>,
+    /// Content, modules and programs, in command-line order.
+    directives: Vec<Directive>,
+    /// `--manifest` files, each with the number of directives given
+    /// before it (its place in the order).
+    manifests_at: Vec<(usize, PathBuf)>,
+    compression: Compression,
+    resources: rsc::Resources,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +129,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// The value of a content option, parsed by `parse`.
+fn content_arg(
+    parser: &mut lexopt::Parser,
+    parse: fn(&str) -> Result<Directive, Error>,
+) -> Result<Directive, lexopt::Error> {
+    use lexopt::ValueExt;
+    let value = parser.value()?.string()?;
+    parse(&value).map_err(|e| e.to_string().into())
+}
+
 /// Parses the arguments after the program name.
 fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, lexopt::Error> {
     use lexopt::prelude::*;
@@ -105,7 +152,51 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, lexop
             Long("kver") => pack.kver = Some(parser.value()?.string()?),
             Long("moddir") => pack.moddir = Some(PathBuf::from(parser.value()?)),
             Long("init") => pack.init = Some(PathBuf::from(parser.value()?)),
-            Short('m') | Long("module") => pack.modules.push(parser.value()?.string()?),
+            Short('m') | Long("module") => pack.directives.push(Directive::Module {
+                name: parser.value()?.string()?,
+                optional: false,
+            }),
+            Long("bin") => pack.directives.push(Directive::Bin {
+                name: parser.value()?.string()?,
+                optional: false,
+            }),
+            Long("file") => pack
+                .directives
+                .push(content_arg(&mut parser, content::parse_file_spec)?),
+            Long("tree") => pack
+                .directives
+                .push(content_arg(&mut parser, content::parse_tree_spec)?),
+            Long("dir") => pack
+                .directives
+                .push(content_arg(&mut parser, content::parse_dir_spec)?),
+            Long("symlink") => {
+                pack.directives
+                    .push(content_arg(&mut parser, content::parse_symlink_spec)?);
+            }
+            Long("nod") => pack
+                .directives
+                .push(content_arg(&mut parser, content::parse_nod_spec)?),
+            Long("manifest") => pack
+                .manifests_at
+                .push((pack.directives.len(), PathBuf::from(parser.value()?))),
+            Long("compress") => {
+                pack.compression = match parser.value()?.string()?.as_str() {
+                    "lz4" => Compression::Lz4(Lz4Options::from_env().map_err(|e| e.to_string())?),
+                    "none" => Compression::None,
+                    other => {
+                        return Err(format!("unknown --compress \"{other}\" (lz4 or none)").into());
+                    }
+                };
+            }
+            Long("cpus") => {
+                pack.resources.cpus =
+                    Some(rsc::parse_cpus(&parser.value()?.string()?).map_err(|e| e.to_string())?);
+            }
+            Long("mem") => {
+                pack.resources.mem =
+                    Some(rsc::parse_mem(&parser.value()?.string()?).map_err(|e| e.to_string())?);
+            }
+            Long("net") => pack.resources.net = true,
             Long("list") => list = Some(PathBuf::from(parser.value()?)),
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
@@ -136,39 +227,113 @@ fn run(command: Command) -> Result<(), Error> {
 fn pack(args: &PackArgs) -> Result<(), Error> {
     // Every entry's mtime; checked first so a bad value fails fast.
     let mtime = image::source_date_epoch()?;
-    // The module tree: --moddir, or the one of --kver / the running kernel.
-    let moddir = match &args.moddir {
-        Some(dir) => dir.clone(),
-        None => {
-            let kver = match &args.kver {
-                Some(kver) => kver.clone(),
-                None => kernel::running_kver()?,
-            };
-            kernel::find_moddir(&kver)?
-        }
-    };
-    // The modules in load order: the default set, then every -m.
-    let tree = ModuleTree::open(&moddir)?;
-    let names: Vec<&str> = kernel::DEFAULT_MODULES
-        .iter()
-        .copied()
-        .chain(args.modules.iter().map(String::as_str))
-        .collect();
-    let modules = tree.resolve(&names)?;
+    let directives = with_manifests(args)?;
+    let tree = ModuleTree::open(&module_dir(args)?)?;
     let init = kernel::find_init(args.init.as_deref())?;
+
     // The plan; nothing is written until it is complete.
     let mut image = Image::new(mtime);
     image.add_init(&init)?;
-    image.add_modules(&modules)?;
-    write_image(&image, &args.output)
+    let applied = content::apply(&mut image, &directives)?;
+    add_programs(&mut image, &applied)?;
+    let modules = resolve_modules(&tree, &applied)?;
+    image.add_modules_for(&modules, tree.kernel_decompresses())?;
+    let firmware = firmware::firmware_for(&modules, Path::new(firmware::FIRMWARE_DIR))?;
+    image.add_firmware(&firmware)?;
+    for warning in &firmware.warnings {
+        eprintln!("mkinitrd: warning: {warning}");
+    }
+    rsc::add_to_image(&args.resources, &mut image)?;
+    write_image(&image, &args.output, &args.compression)
+}
+
+/// The command line's directives with each `--manifest` expanded in its
+/// place.
+fn with_manifests(args: &PackArgs) -> Result<Vec<Directive>, Error> {
+    let mut directives = Vec::new();
+    let mut given = args.directives.iter();
+    let mut taken = 0;
+    for (at, path) in &args.manifests_at {
+        directives.extend(given.by_ref().take(at - taken).cloned());
+        taken = *at;
+        directives.extend(
+            manifest::load(path)?
+                .into_iter()
+                .map(|(directive, _)| directive),
+        );
+    }
+    directives.extend(given.cloned());
+    Ok(directives)
+}
+
+/// --moddir, or the tree of --kver / the running kernel.
+fn module_dir(args: &PackArgs) -> Result<PathBuf, Error> {
+    if let Some(dir) = &args.moddir {
+        return Ok(dir.clone());
+    }
+    let kver = match &args.kver {
+        Some(kver) => kver.clone(),
+        None => kernel::running_kver()?,
+    };
+    kernel::find_moddir(&kver)
+}
+
+/// The modules in load order: the default set, every -m and `module`, and
+/// the `try-module` names the tree has.
+fn resolve_modules(tree: &ModuleTree, applied: &content::Applied) -> Result<Vec<Module>, Error> {
+    let mut names: Vec<&str> = kernel::DEFAULT_MODULES.to_vec();
+    names.extend(applied.modules.iter().map(String::as_str));
+    for optional in &applied.optional_modules {
+        if tree.resolve(&[optional.as_str()]).is_ok() {
+            names.push(optional);
+        }
+    }
+    tree.resolve(&names)
+}
+
+/// Each `--bin`/`bin` with its interpreter and libraries, at their host
+/// paths; `try-bin` programs that are not there are skipped.
+fn add_programs(image: &mut Image, applied: &content::Applied) -> Result<(), Error> {
+    if applied.bins.is_empty() && applied.optional_bins.is_empty() {
+        return Ok(());
+    }
+    let mut resolver = Resolver::new(Path::new("/"))?;
+    for program in &applied.bins {
+        resolver.add_program(&absolute(program))?;
+    }
+    for program in &applied.optional_bins {
+        match resolver.add_program(&absolute(program)) {
+            Err(Error::FindProgram { .. }) => {}
+            other => other?,
+        }
+    }
+    for item in resolver.items() {
+        match item {
+            HostItem::File { path, source } => image.add_file(&path, &source, None)?,
+            HostItem::Symlink { path, target } => image.add_symlink(&path, &target)?,
+        }
+    }
+    Ok(())
+}
+
+/// A program given as a relative path (`./tool`), made absolute: the
+/// resolver reads paths from the root.
+fn absolute(program: &str) -> String {
+    if program.contains('/')
+        && !program.starts_with('/')
+        && let Ok(path) = std::path::absolute(program)
+    {
+        return path.to_string_lossy().into_owned();
+    }
+    program.to_string()
 }
 
 /// Writes the image to stdout (`-`) or atomically to a file.
-fn write_image(image: &Image, output: &Path) -> Result<(), Error> {
+fn write_image(image: &Image, output: &Path, compression: &Compression) -> Result<(), Error> {
     if output == Path::new("-") {
-        image.write_to(io::stdout().lock())
+        image.write_compressed_to(io::stdout().lock(), compression)
     } else {
-        output::write_atomically(output, |file| image.write_to(file))
+        output::write_atomically(output, |file| image.write_to_file(file, compression))
     }
 }
 

@@ -184,7 +184,10 @@ fn walk_headers(bytes: &[u8]) -> Vec<Header> {
         assert_eq!(&bytes[at..at + 6], b"070701", "magic at {at}");
         let namesize = field(at, 11) as usize;
         let filesize = field(at, 6) as usize;
-        let name = std::str::from_utf8(&bytes[at + 110..at + 110 + namesize - 1]).unwrap();
+        // Big files' names are padded with NULs to align their data.
+        let raw = &bytes[at + 110..at + 110 + namesize - 1];
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let name = std::str::from_utf8(&raw[..end]).unwrap();
         if name == "TRAILER!!!" {
             return headers;
         }
@@ -531,12 +534,13 @@ fn listing_another_cpio_format_gives_a_hint() {
 fn listing_a_truncated_image_names_the_offset() {
     let fx = Fixture::new("truncated");
     let bytes = fx.pack("init.cpio", &[]);
-    let cut = fx.dir.write("cut.cpio", &bytes[..1000]);
+    // init's data starts at 4096 (aligned); cut inside it.
+    let cut = fx.dir.write("cut.cpio", &bytes[..5000]);
     let output = mkinitrd(&["--list"]).arg(&cut).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr_of(&output),
-        "mkinitrd: cannot read the archive at byte 1000: the input ends inside the data of init\n"
+        "mkinitrd: cannot read the archive at byte 5000: the input ends inside the data of init\n"
     );
     // The entries before the cut are still listed.
     assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 3);
@@ -555,5 +559,12 @@ fn a_closed_stdout_is_not_an_error() {
     drop(child.stdout.take());
     let output = child.wait_with_output().unwrap();
     assert_success(&output);
-    assert_eq!(stderr_of(&output), "");
+    // The fixture's modules are not ELF, so only their firmware warnings.
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.starts_with("mkinitrd: warning: cannot read the .modinfo")),
+        "{stderr}"
+    );
 }
