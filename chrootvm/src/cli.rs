@@ -79,10 +79,11 @@ pub struct Options {
     pub kver: Option<String>,
     /// `--moddir DIR`.
     pub moddir: Option<PathBuf>,
-    /// `--memory SIZE`, as qemu takes it (`2G`, `512M`).
-    pub memory: String,
-    /// `--cpus N`.
-    pub cpus: u32,
+    /// `--memory SIZE`, as qemu takes it (`2G`, `512M`); `None` for the
+    /// `--initrd` image's rapido resources, else [`DEFAULT_MEMORY`].
+    pub memory: Option<String>,
+    /// `--cpus N`; `None` for the image's, else [`DEFAULT_CPUS`].
+    pub cpus: Option<u32>,
     /// `--accel`.
     pub accel: Accel,
     /// `--append ARGS`, added after chrootvm's own kernel parameters.
@@ -154,8 +155,10 @@ Options:
   --kernel PATH            kernel image (default: discovered, see below)
   --kver VER               kernel version to look for
   --moddir DIR             module tree matching the kernel (holds modules.dep)
-  --memory SIZE            guest memory, e.g. 512M, 2G (default 2G)
-  --cpus N                 guest CPUs (default 2)
+  --memory SIZE            guest memory, e.g. 512M, 2G (default: the
+                           --initrd image's rapido-rsc/mem, else 2G)
+  --cpus N                 guest CPUs (default: the image's rapido-rsc/cpu,
+                           else 2)
   --accel auto|kvm|tcg     KVM when usable (auto, the default), or force one
   --append ARGS            extra kernel command line (may be repeated)
   --timeout SECS           kill the VM after SECS seconds
@@ -208,8 +211,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         kernel: None,
         kver: None,
         moddir: None,
-        memory: DEFAULT_MEMORY.to_string(),
-        cpus: DEFAULT_CPUS,
+        memory: None,
+        cpus: None,
         accel: Accel::Auto,
         append: Vec::new(),
         timeout: None,
@@ -242,8 +245,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Long("kernel") => options.kernel = Some(parser.value()?.into()),
             Long("kver") => options.kver = Some(parser.value()?.string()?),
             Long("moddir") => options.moddir = Some(parser.value()?.into()),
-            Long("memory") => options.memory = parse_memory(&parser.value()?.string()?)?,
-            Long("cpus") => options.cpus = parse_cpus(&parser.value()?.string()?)?,
+            Long("memory") => options.memory = Some(parse_memory(&parser.value()?.string()?)?),
+            Long("cpus") => options.cpus = Some(parse_cpus(&parser.value()?.string()?)?),
             Long("accel") => options.accel = parse_accel(&parser.value()?.string()?)?,
             Long("append") => options.append.push(parser.value()?.string()?),
             Long("timeout") => options.timeout = Some(parse_timeout(&parser.value()?.string()?)?),
@@ -436,8 +439,8 @@ mod tests {
         assert_eq!(o.root, Root::Dir(PathBuf::from("./root")));
         assert_eq!(o.job, command(&[]));
         assert_eq!(o.writes, Writes::None);
-        assert_eq!(o.memory, "2G");
-        assert_eq!(o.cpus, 2);
+        assert_eq!(o.memory, None);
+        assert_eq!(o.cpus, None);
         assert_eq!(o.accel, Accel::Auto);
         assert!(o.shares.is_empty() && !o.debug && o.timeout.is_none());
     }
@@ -505,8 +508,8 @@ mod tests {
         assert_eq!(o.kernel, Some(PathBuf::from("/k")));
         assert_eq!(o.kver.as_deref(), Some("6.1"));
         assert_eq!(o.moddir, Some(PathBuf::from("/m")));
-        assert_eq!(o.memory, "512M");
-        assert_eq!(o.cpus, 4);
+        assert_eq!(o.memory.as_deref(), Some("512M"));
+        assert_eq!(o.cpus, Some(4));
         assert_eq!(o.accel, Accel::Tcg);
         assert_eq!(o.append, ["a=1", "b"]);
         assert_eq!(o.timeout, Some(Duration::from_millis(2500)));

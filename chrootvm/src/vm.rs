@@ -16,7 +16,7 @@ use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 use crate::accel;
 use crate::channels::{Channels, Event, Kind, Slot};
-use crate::cli::{Job, Options, Root, Writes};
+use crate::cli::{DEFAULT_CPUS, DEFAULT_MEMORY, Job, Options, Root, Writes};
 use crate::error::Error;
 use crate::initramfs::{self, Contents};
 use crate::job;
@@ -53,6 +53,11 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         .iter()
         .map(|disk| check_file(disk))
         .collect::<Result<Vec<_>, _>>()?;
+
+    let (memory, cpus) = vm_size(options, image.as_deref())?;
+    if debug {
+        eprintln!("chrootvm: {cpus} CPUs, {memory} of memory");
+    }
 
     // 2. The kernel and the module tree that matches it.
     let request = Request {
@@ -198,8 +203,8 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         disks: &disks,
         qemu: &qemu_path,
         engine,
-        memory: &options.memory,
-        cpus: options.cpus,
+        memory: &memory,
+        cpus,
         kernel: &kernel.image,
         initrd: &initrd_path,
         cmdline: &cmdline,
@@ -327,6 +332,26 @@ fn check_file(path: &Path) -> Result<PathBuf, Error> {
         ));
     }
     Ok(path.to_path_buf())
+}
+
+/// Memory and CPUs: the options, else the rapido resources an `--initrd`
+/// image asks for (mkinitrd --mem/--cpus), else the defaults.
+fn vm_size(options: &Options, image: Option<&Path>) -> Result<(String, u32), Error> {
+    let wanted = match image {
+        Some(image) if options.memory.is_none() || options.cpus.is_none() => {
+            let data = std::fs::read(image).map_err(|e| Error::Image(image.to_path_buf(), e))?;
+            let entries = mkinitrd::list::read_image(&data)?;
+            mkinitrd::rsc::read_from_entries(&entries)
+        }
+        _ => mkinitrd::rsc::Resources::default(),
+    };
+    let memory = options
+        .memory
+        .clone()
+        .or(wanted.mem)
+        .unwrap_or_else(|| DEFAULT_MEMORY.to_string());
+    let cpus = options.cpus.or(wanted.cpus).unwrap_or(DEFAULT_CPUS);
+    Ok((memory, cpus))
 }
 
 /// The virtio-blk driver, for `--disk`.
