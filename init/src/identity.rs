@@ -7,6 +7,8 @@ use init::buf::{CPath, CStrList, Show};
 use init::errno::Text;
 use init::rapido::{self, UTS_MAX};
 use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitOptions, waitpid};
 use rustix::termios::{Winsize, tcsetwinsize};
 
 use crate::boot::{Boot, write_all};
@@ -17,9 +19,11 @@ use crate::rt;
 /// Where the `rapido.mac.IF=` values are written, one file per interface.
 const MAC_DIR: &[u8] = b"/run/rapido";
 
-/// Before the root is mounted: names, console size, loopback, MAC files
-/// (under /run, which moves into the root with it).
-pub fn apply(boot: &Boot<'_>) {
+/// Before the root is mounted: names, console size, MAC files (under
+/// /run, which moves into the root with it), and lo brought up by a child
+/// so the kernel's work for it (~15 ms under TCG) overlaps the root mount;
+/// [`wait_for_loopback`] waits for it before step 9.
+pub fn apply(boot: &Boot<'_>) -> Option<Pid> {
     let line = &boot.cmdline;
     let mut buf = [0u8; UTS_MAX * 2];
     match rapido::names(line.hostname, line.vm_num, &mut buf) {
@@ -71,11 +75,37 @@ pub fn apply(boot: &Boot<'_>) {
             ),
         }
     }
-    match rt::loopback_up() {
-        Ok(()) => debug!(boot.log, "brought lo up"),
-        Err(errno) => warning!(boot.log, "cannot bring lo up: {}", Text(errno)),
-    }
     write_macs(boot);
+    match rt::fork() {
+        Ok(None) => match rt::loopback_up() {
+            Ok(()) => rt::exit_group(0),
+            Err(errno) => {
+                warning!(boot.log, "cannot bring lo up: {}", Text(errno));
+                rt::exit_group(1)
+            }
+        },
+        Ok(Some(child)) => Some(child),
+        Err(errno) => {
+            warning!(boot.log, "cannot bring lo up: {}", Text(errno));
+            None
+        }
+    }
+}
+
+/// Waits for the child [`apply`] started: lo is up before the real init or
+/// the command runs.
+pub fn wait_for_loopback(boot: &Boot<'_>, child: Option<Pid>) {
+    let Some(child) = child else { return };
+    loop {
+        match waitpid(Some(child), WaitOptions::empty()) {
+            Err(Errno::INTR) => {}
+            Ok(Some((_, status))) if status.exit_status() == Some(0) => {
+                debug!(boot.log, "brought lo up");
+                return;
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Reports the outcome of setting one name.

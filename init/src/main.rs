@@ -72,7 +72,7 @@ fn main(env: &[&CStr]) -> ! {
     profile.step(&boot, "modules");
 
     // 4b. Who the VM is: hostname, console size, lo, rapido's MACs.
-    identity::apply(&boot);
+    let loopback = identity::apply(&boot);
     profile.step(&boot, "identity");
 
     // 5-7. Root, shares, switch. Without a root the initramfs stays root.
@@ -87,6 +87,7 @@ fn main(env: &[&CStr]) -> ! {
             profile.step(&boot, "switch root");
         }
     }
+    identity::wait_for_loopback(&boot, loopback);
     profile.total(&boot, modules.init_us);
 
     // 9. Run the command as PID 1's child, or hand PID 1 to the real init.

@@ -103,9 +103,17 @@ fn init_shell_opens_a_shell_on_a_fatal_error() {
         assert!(Instant::now() < deadline, "no shell prompt:\n{}", text());
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Past ash's cursor-position query, which would eat typed-ahead input.
-    std::thread::sleep(Duration::from_millis(500));
     let mut stdin = child.stdin.take().unwrap();
+    // ash asks the terminal where the cursor is (ESC [6n) and reads the
+    // answer from its input; answer as a terminal would, so the typed line
+    // is not taken for part of the answer.
+    let asked = Instant::now() + Duration::from_secs(5);
+    while !text().contains("\x1b[6n") && Instant::now() < asked {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if text().contains("\x1b[6n") {
+        stdin.write_all(b"\x1b[1;10R").unwrap();
+    }
     stdin
         .write_all(b"echo in-shell-$((6*7))-$$\nexit\n")
         .unwrap();
