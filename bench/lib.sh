@@ -28,3 +28,30 @@ busybox_root() {
 	printf '#!/bin/sh\npoweroff -f\n' > "$1/bye.sh"
 	chmod +x "$1/bye.sh"
 }
+
+# median LIST...: the median of numbers.
+median() { printf "%s\n" "$@" | sort -n | awk '{ v[NR] = $1 } END { printf "%d\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# boot_virtiofs IMAGE APPEND ROOT OUT: boots IMAGE under TCG with ROOT
+# shared as virtiofs tag "rootfs" by the C virtiofsd; the console goes
+# to OUT.
+boot_virtiofs() {
+	sock=$WORK/fs.sock
+	rm -f "$sock"
+	/usr/lib/qemu/virtiofsd --socket-path="$sock" -o source="$3" -o cache=auto >/dev/null 2>&1 &
+	daemon=$!
+	while [ ! -S "$sock" ]; do sleep 0.01; done
+	qemu-system-x86_64 -machine q35,memory-backend=mem -accel tcg -cpu max -m 2G -smp 2 \
+		-object memory-backend-memfd,id=mem,size=2G,share=on \
+		-chardev socket,id=fs0,path="$sock" -device vhost-user-fs-pci,chardev=fs0,tag=rootfs \
+		-kernel "$KERNEL" -initrd "$1" -append "console=ttyS0 panic=-1 $2" \
+		-serial file:"$4" -nodefaults -no-user-config -display none -no-reboot
+	kill "$daemon" 2>/dev/null || true
+	wait "$daemon" 2>/dev/null || true
+}
+
+# kmsg_us OUT TEXT: the kernel timestamp of the console line holding TEXT,
+# in microseconds.
+kmsg_us() {
+	grep -F "$2" "$1" | head -n 1 | sed 's/^\[ *\([0-9]*\)\.\([0-9]*\)\].*/\1\2/' | sed 's/^0*//'
+}
