@@ -9,7 +9,6 @@
 //! an uncompressed one. Output is capped ([`MAX_MODULE_SIZE`]) so a damaged
 //! or hostile file cannot exhaust memory. Nothing here keeps state.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
@@ -342,21 +341,33 @@ impl KernelDecompress {
     /// formats are `=y` (a hand-edited config), the first that
     /// decompress.c's `#if` chain tests wins: gzip, xz, zstd.
     pub fn from_config(config: &str) -> KernelDecompress {
-        let enabled: HashSet<&str> = config
-            .lines()
-            .filter_map(|line| line.trim().strip_suffix("=y"))
-            .collect();
-        if !enabled.contains("CONFIG_MODULE_DECOMPRESS") {
-            return KernelDecompress::NONE;
-        }
-        let compression = [
+        const FORMATS: [(&str, Compression); 3] = [
             ("CONFIG_MODULE_COMPRESS_GZIP", Compression::Gzip),
             ("CONFIG_MODULE_COMPRESS_XZ", Compression::Xz),
             ("CONFIG_MODULE_COMPRESS_ZSTD", Compression::Zstd),
-        ]
-        .into_iter()
-        .find(|(option, _)| enabled.contains(option))
-        .map(|(_, compression)| compression);
+        ];
+        // Only four of a config's thousands of options matter: look for
+        // them, not at all the others.
+        let mut decompress = false;
+        let mut enabled = [false; FORMATS.len()];
+        for option in config
+            .lines()
+            .filter_map(|line| line.trim().strip_suffix("=y"))
+            .filter(|option| option.starts_with("CONFIG_MODULE_"))
+        {
+            decompress |= option == "CONFIG_MODULE_DECOMPRESS";
+            for ((name, _), on) in FORMATS.iter().zip(&mut enabled) {
+                *on |= option == *name;
+            }
+        }
+        if !decompress {
+            return KernelDecompress::NONE;
+        }
+        let compression = FORMATS
+            .iter()
+            .zip(enabled)
+            .find(|(_, on)| *on)
+            .map(|((_, compression), _)| *compression);
         KernelDecompress { compression }
     }
 

@@ -1,19 +1,23 @@
 //! Just enough ELF (elf(5)) for two questions: is an executable static (the
 //! file header and program header table, read from a stream by
 //! [`read_elf_info`]), and what does an executable or library ask the
-//! dynamic loader for ([`parse_dynamic`] on the whole file in memory: its
-//! `PT_INTERP`, and the `DT_NEEDED`, `DT_SONAME`, `DT_RPATH`, `DT_RUNPATH`
-//! and `DT_FLAGS_1` entries of its dynamic section). ELF32 and ELF64, either
-//! byte order.
+//! dynamic loader for (its `PT_INTERP`, and the `DT_NEEDED`, `DT_SONAME`,
+//! `DT_RPATH`, `DT_RUNPATH` and `DT_FLAGS_1` entries of its dynamic
+//! section): [`parse_dynamic`] on the whole file in memory, or
+//! [`read_dynamic`] on a file, which reads only those parts with `pread(2)`.
+//! ELF32 and ELF64, either byte order.
 //!
-//! Both readers take hostile input: every offset and size is checked before
+//! The readers take hostile input: every offset and size is checked before
 //! use, with checked arithmetic, and nothing is allocated beyond what the
 //! input itself holds (or [`MAX_PHDR_TABLE`] for the stream reader). No
 //! state is kept.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// The first four bytes of every ELF file.
@@ -63,6 +67,9 @@ pub const DF_1_NODEFLIB: u64 = 0x800;
 /// Program header tables bigger than this are refused unread: real
 /// executables have a few dozen entries of 56 bytes.
 pub const MAX_PHDR_TABLE: u64 = 1 << 20;
+/// Bytes [`read_at`] allocates ahead of what it has read: a hostile size
+/// field costs no more memory than this.
+const READ_STEP: u64 = 1 << 20;
 /// The kernel refuses a `PT_INTERP` longer than `PATH_MAX`
 /// (`load_elf_binary` in fs/binfmt_elf.c).
 const PATH_MAX: u64 = 4096;
@@ -385,7 +392,8 @@ fn program_headers<'a>(
 /// bytes up to `DT_NULL`; `DT_STRTAB` is an address, mapped to a file offset
 /// through the `PT_LOAD` segment holding it. Where a tag repeats, the last
 /// wins, as in glibc's `elf_get_dynamic_info`. Never panics, and allocates
-/// at most in proportion to `data`.
+/// at most in proportion to `data`. [`read_dynamic`] is the same on a file,
+/// reading only the parts it needs.
 ///
 /// # Errors
 ///
@@ -398,18 +406,174 @@ fn program_headers<'a>(
 /// assert_eq!(parse_dynamic(b"#!/bin/sh\n"), Err(ElfProblem::NotElf));
 /// ```
 pub fn parse_dynamic(data: &[u8]) -> Result<Dynamic, ElfProblem> {
-    let header = parse_header(data)?;
-    let at = Fields {
-        data,
-        class: header.class,
-        endian: header.endian,
+    parse_dynamic_in(&data).map_err(|failure| match failure {
+        Failure::Elf(problem) => problem,
+        Failure::Read(never) => match never {},
+    })
+}
+
+/// [`parse_dynamic`] on the file `file` of `size` bytes whose first bytes
+/// are `head` (any number of them, even none): only the headers, the
+/// `PT_INTERP` path, the dynamic section and its string table are read,
+/// with `pread(2)`, and not the parts `head` holds. For a program or
+/// library that is a few KiB of a file of 100 KiB to 2 MiB. The file
+/// position is not used.
+///
+/// Errors: [`Failure::Elf`] as [`parse_dynamic`] gives it for the whole
+/// file (a file that shrank since `size` was taken reads as cut short),
+/// [`Failure::Read`] for I/O errors.
+///
+/// # Example
+/// ```
+/// use mkinitrd::elf::{read_dynamic, Failure, ElfProblem};
+/// let file = std::fs::File::open("/proc/self/exe")?;
+/// let size = file.metadata()?.len();
+/// let dynamic = read_dynamic(&file, size, &[]).map_err(|e| match e {
+///     Failure::Elf(problem) => std::io::Error::other(problem.to_string()),
+///     Failure::Read(e) => e,
+/// })?;
+/// assert!(dynamic.header.phnum > 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_dynamic(file: &File, size: u64, head: &[u8]) -> Result<Dynamic, Failure<io::Error>> {
+    parse_dynamic_in(&FileBytes { file, size, head })
+}
+
+/// Why reading an ELF file failed: its content, or reading it.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The file is malformed.
+    Elf(ElfProblem),
+    /// Reading it failed.
+    Read(E),
+}
+
+impl<E> From<ElfProblem> for Failure<E> {
+    fn from(problem: ElfProblem) -> Failure<E> {
+        Failure::Elf(problem)
+    }
+}
+
+/// Where the dynamic section reader (and the `.modinfo` reader of
+/// [`crate::firmware`]) takes an ELF file's bytes from: the whole file in a
+/// slice, or a file read at offsets ([`FileBytes`]).
+pub(crate) trait Source<'a> {
+    /// What reading can fail with.
+    type Error;
+    /// The file's size in bytes.
+    fn size(&self) -> u64;
+    /// The `len` bytes at `at`, or `None` when they are not all in the file.
+    fn range(&self, at: u64, len: u64) -> Result<Option<Cow<'a, [u8]>>, Self::Error>;
+}
+
+impl<'a> Source<'a> for &'a [u8] {
+    type Error = Infallible;
+
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn range(&self, at: u64, len: u64) -> Result<Option<Cow<'a, [u8]>>, Infallible> {
+        Ok(slice_range(self, at, len).map(Cow::Borrowed))
+    }
+}
+
+/// A file of `size` bytes read with `pread(2)`, whose first bytes are
+/// `head`: ranges inside it cost no read. `size` may be `u64::MAX` when it
+/// is not known: a short read then says where the file ends.
+pub(crate) struct FileBytes<'a> {
+    pub(crate) file: &'a File,
+    pub(crate) size: u64,
+    pub(crate) head: &'a [u8],
+}
+
+impl<'a> Source<'a> for FileBytes<'a> {
+    type Error = io::Error;
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn range(&self, at: u64, len: u64) -> Result<Option<Cow<'a, [u8]>>, io::Error> {
+        if at.checked_add(len).is_none_or(|end| end > self.size) {
+            return Ok(None);
+        }
+        if let Some(bytes) = slice_range(self.head, at, len) {
+            return Ok(Some(Cow::Borrowed(bytes)));
+        }
+        let data = read_at(self.file, at, len)?;
+        // Shorter: the file shrank since its size was taken.
+        Ok((data.len() as u64 == len).then_some(Cow::Owned(data)))
+    }
+}
+
+/// `len` bytes of `data` at `at`, or `None` when they are not all there.
+pub(crate) fn slice_range(data: &[u8], at: u64, len: u64) -> Option<&[u8]> {
+    let start = usize::try_from(at).ok()?;
+    let end = usize::try_from(at.checked_add(len)?).ok()?;
+    data.get(start..end)
+}
+
+/// Reads up to `len` bytes of `file` at offset `at` with `pread(2)`:
+/// fewer when the file ends first. Memory grows with the bytes read, not
+/// with `len` (to at most twice them plus [`READ_STEP`]), so a hostile
+/// length from a header costs nothing.
+///
+/// # References
+/// - [`pread(2)`](https://man7.org/linux/man-pages/man2/pread.2.html)
+pub(crate) fn read_at(file: &File, at: u64, len: u64) -> io::Result<Vec<u8>> {
+    // Offsets past i64::MAX are EINVAL to pread: no file is that long.
+    let Some(end) = at.checked_add(len).filter(|&end| end <= i64::MAX as u64) else {
+        return Ok(Vec::new());
     };
+    let mut data = Vec::new();
+    let mut pos = at;
+    while pos < end {
+        let filled = data.len();
+        let want = (end - pos).min(READ_STEP.max(filled as u64));
+        data.resize(filled + usize::try_from(want).unwrap_or(0), 0);
+        match file.read_at(&mut data[filled..], pos) {
+            Ok(0) => {
+                data.truncate(filled);
+                break;
+            }
+            Ok(n) => {
+                data.truncate(filled + n);
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => data.truncate(filled),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(data)
+}
+
+/// The `len` bytes at `at` of `src`, or `problem` when they are not all in
+/// the file.
+fn fetch<'a, S: Source<'a>>(
+    src: &S,
+    at: u64,
+    len: u64,
+    problem: ElfProblem,
+) -> Result<Cow<'a, [u8]>, Failure<S::Error>> {
+    src.range(at, len)
+        .map_err(Failure::Read)?
+        .ok_or(Failure::Elf(problem))
+}
+
+/// [`parse_dynamic`] on any [`Source`].
+fn parse_dynamic_in<'a, S: Source<'a>>(src: &S) -> Result<Dynamic, Failure<S::Error>> {
+    // The header is at most 64 bytes; a shorter file is refused by
+    // parse_header as it would be whole.
+    let head = fetch(src, 0, src.size().min(64), ElfProblem::TruncatedHeader)?;
+    let header = parse_header(&head)?;
+    let phdrs = read_program_headers(src, &header)?;
     let mut interp = None;
     let mut dynamic = None;
-    for phdr in program_headers(data, &header)? {
+    for phdr in &phdrs {
         match phdr.p_type {
-            PT_INTERP if interp.is_none() => interp = Some(read_interp(&at, &phdr)?),
-            PT_DYNAMIC if dynamic.is_none() => dynamic = Some(phdr),
+            PT_INTERP if interp.is_none() => interp = Some(read_interp(src, phdr)?),
+            PT_DYNAMIC if dynamic.is_none() => dynamic = Some(*phdr),
             _ => {}
         }
     }
@@ -423,44 +587,84 @@ pub fn parse_dynamic(data: &[u8]) -> Result<Dynamic, ElfProblem> {
         flags_1: 0,
     };
     if let Some(phdr) = dynamic {
-        read_dynamic_section(data, &at, &header, &phdr, &mut result)?;
+        read_dynamic_section(src, &phdrs, &phdr, &mut result)?;
     }
     Ok(result)
 }
 
-/// The path in a `PT_INTERP` segment, up to its NUL.
-fn read_interp(at: &Fields<'_>, phdr: &ProgramHeader) -> Result<String, ElfProblem> {
-    if phdr.p_filesz > PATH_MAX {
-        return Err(ElfProblem::BadInterp);
+/// The program headers of the file `header` heads, after checking the
+/// table is in the file. At most one per 32 bytes of the file.
+fn read_program_headers<'a, S: Source<'a>>(
+    src: &S,
+    header: &Header,
+) -> Result<Vec<ProgramHeader>, Failure<S::Error>> {
+    // An empty table may say any offset: nothing is read from it.
+    if header.phnum == 0 {
+        return Ok(Vec::new());
     }
-    let bytes = at
-        .bytes(phdr.p_offset, phdr.p_filesz)
-        .ok_or(ElfProblem::InterpOutsideFile)?;
+    let table_len = u64::from(header.phentsize) * u64::from(header.phnum);
+    let table = fetch(
+        src,
+        header.phoff,
+        table_len,
+        ElfProblem::ProgramHeadersOutsideFile,
+    )?;
+    // The table is now the whole input, at offset 0.
+    let at_zero = Header {
+        phoff: 0,
+        ..*header
+    };
+    Ok(program_headers(&table, &at_zero)?.collect())
+}
+
+/// The path in a `PT_INTERP` segment, up to its NUL.
+fn read_interp<'a, S: Source<'a>>(
+    src: &S,
+    phdr: &ProgramHeader,
+) -> Result<String, Failure<S::Error>> {
+    if phdr.p_filesz > PATH_MAX {
+        return Err(ElfProblem::BadInterp.into());
+    }
+    let bytes = fetch(
+        src,
+        phdr.p_offset,
+        phdr.p_filesz,
+        ElfProblem::InterpOutsideFile,
+    )?;
     let path = bytes.split(|&b| b == 0).next().unwrap_or_default();
     match std::str::from_utf8(path) {
         Ok(path) if !path.is_empty() => Ok(path.to_owned()),
-        _ => Err(ElfProblem::BadInterp),
+        _ => Err(ElfProblem::BadInterp.into()),
     }
 }
 
 /// Walks the `Elf*_Dyn` entries (`d_tag`, `d_val`, one word each) of the
-/// `PT_DYNAMIC` segment `phdr` and fills in `out`'s strings and flags.
-fn read_dynamic_section(
-    data: &[u8],
-    at: &Fields<'_>,
-    header: &Header,
+/// `PT_DYNAMIC` segment `phdr` and fills in `out`'s strings and flags;
+/// `phdrs` are all the program headers, for finding the string table.
+fn read_dynamic_section<'a, S: Source<'a>>(
+    src: &S,
+    phdrs: &[ProgramHeader],
     phdr: &ProgramHeader,
     out: &mut Dynamic,
-) -> Result<(), ElfProblem> {
-    at.bytes(phdr.p_offset, phdr.p_filesz)
-        .ok_or(ElfProblem::DynamicOutsideFile)?;
+) -> Result<(), Failure<S::Error>> {
+    let section = fetch(
+        src,
+        phdr.p_offset,
+        phdr.p_filesz,
+        ElfProblem::DynamicOutsideFile,
+    )?;
+    let at = Fields {
+        data: &section,
+        class: out.header.class,
+        endian: out.header.endian,
+    };
     let word = at.word_len();
     // String table offsets, resolved once the string table is known.
     let mut needed = Vec::new();
     let (mut soname, mut rpath, mut runpath) = (None, None, None);
     let (mut strtab, mut strsz) = (None, None);
     for i in 0..phdr.p_filesz / (2 * word) {
-        let entry = phdr.p_offset + i * 2 * word;
+        let entry = i * 2 * word;
         let (Some(tag), Some(val)) = (at.word(entry), at.word(entry + word)) else {
             break;
         };
@@ -479,37 +683,28 @@ fn read_dynamic_section(
     if needed.is_empty() && soname.is_none() && rpath.is_none() && runpath.is_none() {
         return Ok(());
     }
-    let table = string_table(
-        data,
-        header,
-        strtab.ok_or(ElfProblem::NoStringTable)?,
-        strsz,
-    )?;
+    let strtab = strtab.ok_or(ElfProblem::NoStringTable)?;
+    let table = string_table(src, phdrs, strtab, strsz)?;
     out.needed = needed
         .into_iter()
-        .map(|offset| read_string(table, offset))
+        .map(|offset| read_string(&table, offset))
         .collect::<Result<_, _>>()?;
-    out.soname = soname.map(|o| read_string(table, o)).transpose()?;
-    out.rpath = rpath.map(|o| read_string(table, o)).transpose()?;
-    out.runpath = runpath.map(|o| read_string(table, o)).transpose()?;
+    out.soname = soname.map(|o| read_string(&table, o)).transpose()?;
+    out.rpath = rpath.map(|o| read_string(&table, o)).transpose()?;
+    out.runpath = runpath.map(|o| read_string(&table, o)).transpose()?;
     Ok(())
 }
 
 /// The file bytes of the string table at address `strtab`: from its file
 /// offset to the end of the `PT_LOAD` segment's file bytes holding it,
 /// clipped to `DT_STRSZ` when given.
-fn string_table<'a>(
-    data: &'a [u8],
-    header: &Header,
+fn string_table<'a, S: Source<'a>>(
+    src: &S,
+    phdrs: &[ProgramHeader],
     strtab: u64,
     strsz: Option<u64>,
-) -> Result<&'a [u8], ElfProblem> {
-    let at = Fields {
-        data,
-        class: header.class,
-        endian: header.endian,
-    };
-    for load in program_headers(data, header)?.filter(|p| p.p_type == PT_LOAD) {
+) -> Result<Cow<'a, [u8]>, Failure<S::Error>> {
+    for load in phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
         let Some(delta) = strtab.checked_sub(load.p_vaddr) else {
             continue;
         };
@@ -519,17 +714,15 @@ fn string_table<'a>(
         let Some(offset) = load.p_offset.checked_add(delta) else {
             continue;
         };
-        let in_file = u64::try_from(data.len())
-            .unwrap_or(u64::MAX)
-            .saturating_sub(offset);
+        let in_file = src.size().saturating_sub(offset);
         let len = (load.p_filesz - delta)
             .min(in_file)
             .min(strsz.unwrap_or(u64::MAX));
-        if let Some(table) = at.bytes(offset, len) {
+        if let Some(table) = src.range(offset, len).map_err(Failure::Read)? {
             return Ok(table);
         }
     }
-    Err(ElfProblem::StringTableNotMapped)
+    Err(ElfProblem::StringTableNotMapped.into())
 }
 
 /// The NUL-terminated string at `offset` in `table`.
@@ -1114,5 +1307,69 @@ mod tests {
             }
             let _ = read_elf_info(&mut Cursor::new(&elf));
         }
+    }
+
+    /// [`read_dynamic`] on `elf` written to a file, with its first `head`
+    /// bytes given, as [`parse_dynamic`] reports it.
+    fn read_from_file(file: &File, elf: &[u8], head: usize) -> Result<Dynamic, ElfProblem> {
+        file.set_len(0).unwrap();
+        file.write_all_at(elf, 0).unwrap();
+        match read_dynamic(file, elf.len() as u64, &elf[..head.min(elf.len())]) {
+            Ok(dynamic) => Ok(dynamic),
+            Err(Failure::Elf(problem)) => Err(problem),
+            Err(Failure::Read(e)) => panic!("reading the file failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn reading_a_file_at_offsets_gives_what_parsing_it_whole_gives() {
+        let tmp = crate::testutil::TempDir::new("elf-read-dynamic");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp.path().join("elf"))
+            .unwrap();
+        let files = [
+            full(Class::Elf64, Endian::Little).build(),
+            full(Class::Elf32, Endian::Big).build(),
+            TestElf::x86_64().build(),
+        ];
+        for elf in &files {
+            for len in 0..=elf.len() {
+                let cut = &elf[..len];
+                for head in [0, 64, len / 2, len] {
+                    assert_eq!(
+                        read_from_file(&file, cut, head),
+                        parse_dynamic(cut),
+                        "{len} bytes, head {head}"
+                    );
+                }
+            }
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d;
+        for round in 0..2_000 {
+            let mut elf = files[round % 2].clone();
+            for _ in 0..1 + next(&mut state) % 4 {
+                let at = usize::try_from(next(&mut state)).unwrap() % elf.len();
+                elf[at] = next(&mut state).to_le_bytes()[0];
+            }
+            assert_eq!(read_from_file(&file, &elf, 64), parse_dynamic(&elf));
+        }
+    }
+
+    #[test]
+    fn read_at_stops_at_the_end_of_the_file_and_allocates_as_it_reads() {
+        let tmp = crate::testutil::TempDir::new("elf-read-at");
+        let path = tmp.write("data", b"0123456789");
+        let file = File::open(path).unwrap();
+        assert_eq!(read_at(&file, 2, 3).unwrap(), b"234");
+        assert_eq!(read_at(&file, 8, 5).unwrap(), b"89");
+        assert_eq!(read_at(&file, 20, 5).unwrap(), b"");
+        assert_eq!(read_at(&file, u64::MAX, 5).unwrap(), b"");
+        let far = read_at(&file, 0, u64::MAX / 2).unwrap();
+        assert_eq!(far, b"0123456789");
+        assert!(far.capacity() <= 2 * usize::try_from(READ_STEP).unwrap());
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A module lists the files it may ask `request_firmware` for as
 //! `firmware=NAME` strings in its `.modinfo` ELF section ([`modinfo_values`]
-//! reads them, unpacking the module first when it is compressed).
+//! reads them; [`firmware_for`] reads just the section headers and that
+//! section of a module file, or unpacks a compressed one first).
 //! [`firmware_for`] finds each under the host's firmware directory, and
 //! [`Image::add_firmware`] packs it where `/lib/firmware/NAME` leads in the
 //! image: the kernel's direct loader looks in `/lib/firmware/updates/VER`,
@@ -16,12 +17,14 @@
 //! most modules list firmware for devices the VM does not have. Nothing
 //! here keeps state.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::decompress;
+use crate::elf::{self, FileBytes, Source};
 use crate::error::Error;
 use crate::image::{Entry, Image, normalize_path};
 use crate::kmod::Module;
@@ -47,6 +50,12 @@ const SHT_NOBITS: u32 = 8;
 const SHN_XINDEX: u16 = 0xffff;
 /// The section holding a module's `key=value` strings.
 const MODINFO: &[u8] = b".modinfo";
+/// Bytes read from the start of a module in one go: the ELF header is 52
+/// or 64 bytes.
+const HEAD_LEN: usize = 64;
+/// What a section header or section outside the file gives.
+const PAST_END: ModinfoProblem =
+    ModinfoProblem("an offset or size points past the end of the file");
 
 /// One firmware file to pack.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,9 +110,8 @@ pub fn firmware_for(modules: &[Module], firmware_dir: &Path) -> Result<Firmware,
     };
     let mut seen = HashSet::new();
     for module in modules {
-        let data = read_module(module)?;
-        let names = match modinfo_values(&data, "firmware") {
-            Ok(names) => names,
+        let modinfo = match read_modinfo(module)? {
+            Ok(modinfo) => modinfo,
             Err(problem) => {
                 firmware.warnings.push(format!(
                     "cannot read the .modinfo section of {}: {problem} (its firmware, if \
@@ -114,7 +122,7 @@ pub fn firmware_for(modules: &[Module], firmware_dir: &Path) -> Result<Firmware,
             }
         };
         let mut missing = Vec::new();
-        for raw in names {
+        for raw in values_of(&modinfo, "firmware") {
             let name = String::from_utf8_lossy(raw);
             if !seen.insert(name.to_string()) {
                 continue;
@@ -186,14 +194,38 @@ fn symlinked_dir(target: &str) -> Option<String> {
     normalize_path(target).ok()
 }
 
-/// The module's file content, unpacked when it is compressed.
-fn read_module(module: &Module) -> Result<Vec<u8>, Error> {
-    match module.compression {
-        Some(compression) => decompress::decompress_file(&module.path, compression),
-        None => fs::read(&module.path).map_err(|source| Error::ReadFile {
-            path: module.path.clone(),
-            source,
-        }),
+/// The `.modinfo` section of `module`, or why it cannot be read. An
+/// unpacked module is read at offsets: its ELF header, section headers and
+/// section names and `.modinfo`, a few KiB of a file of up to some MiB,
+/// which is read again when the image is written. A compressed one is
+/// unpacked whole.
+fn read_modinfo(module: &Module) -> Result<Result<Vec<u8>, ModinfoProblem>, Error> {
+    let read_error = |source| Error::ReadFile {
+        path: module.path.clone(),
+        source,
+    };
+    if let Some(compression) = module.compression {
+        let data = decompress::decompress_file(&module.path, compression)?;
+        return Ok(section_in_slice(&data, MODINFO).map(<[u8]>::to_vec));
+    }
+    let file = File::open(&module.path).map_err(read_error)?;
+    let head = elf::read_at(&file, 0, HEAD_LEN as u64).map_err(read_error)?;
+    let src = FileBytes {
+        file: &file,
+        size: u64::MAX,
+        head: &head,
+    };
+    let range = match find_section(&src, &head, MODINFO) {
+        Ok(range) => range,
+        Err(Failure::Problem(problem)) => return Ok(Err(problem)),
+        Err(Failure::Read(source)) => return Err(read_error(source)),
+    };
+    let Some((at, len)) = range else {
+        return Ok(Ok(Vec::new()));
+    };
+    match src.range(at, len).map_err(read_error)? {
+        Some(section) => Ok(Ok(section.into_owned())),
+        None => Ok(Err(PAST_END)),
     }
 }
 
@@ -260,16 +292,45 @@ fn missing_warning(module: &str, dir: &Path, missing: &[String]) -> String {
 /// assert!(modinfo_values(b"not an ELF file", "firmware").is_err());
 /// ```
 pub fn modinfo_values<'a>(elf: &'a [u8], key: &str) -> Result<Vec<&'a [u8]>, ModinfoProblem> {
-    let Some(section) = find_section(elf, MODINFO)? else {
-        return Ok(Vec::new());
-    };
-    Ok(section
+    Ok(values_of(section_in_slice(elf, MODINFO)?, key))
+}
+
+/// The values of the `key=value` strings of a `.modinfo` section.
+fn values_of<'a>(section: &'a [u8], key: &str) -> Vec<&'a [u8]> {
+    section
         .split(|&b| b == 0)
         .filter_map(|entry| {
             let value = entry.strip_prefix(key.as_bytes())?;
             value.strip_prefix(b"=")
         })
-        .collect())
+        .collect()
+}
+
+/// The data of the section of `elf`, a whole file, called `wanted`; empty
+/// when there is none.
+fn section_in_slice<'a>(elf: &'a [u8], wanted: &[u8]) -> Result<&'a [u8], ModinfoProblem> {
+    let head = &elf[..elf.len().min(HEAD_LEN)];
+    let range = find_section(&elf, head, wanted).map_err(|failure| match failure {
+        Failure::Problem(problem) => problem,
+        Failure::Read(never) => match never {},
+    })?;
+    match range {
+        Some((at, len)) => elf::slice_range(elf, at, len).ok_or(PAST_END),
+        None => Ok(&[]),
+    }
+}
+
+/// Why [`find_section`] failed: the file is malformed, or reading it
+/// failed.
+enum Failure<E> {
+    Problem(ModinfoProblem),
+    Read(E),
+}
+
+impl<E> From<ModinfoProblem> for Failure<E> {
+    fn from(problem: ModinfoProblem) -> Failure<E> {
+        Failure::Problem(problem)
+    }
 }
 
 /// Reads fixed-size integers of one ELF file, in its byte order.
@@ -281,12 +342,7 @@ struct ElfReader<'a> {
 impl<'a> ElfReader<'a> {
     /// The `len` bytes at `at`.
     fn bytes(&self, at: u64, len: u64) -> Result<&'a [u8], ModinfoProblem> {
-        let past_end = ModinfoProblem("an offset or size points past the end of the file");
-        let start = usize::try_from(at).map_err(|_| past_end)?;
-        let end = start
-            .checked_add(usize::try_from(len).map_err(|_| past_end)?)
-            .ok_or(past_end)?;
-        self.data.get(start..end).ok_or(past_end)
+        elf::slice_range(self.data, at, len).ok_or(PAST_END)
     }
 
     fn array<const N: usize>(&self, at: u64) -> Result<[u8; N], ModinfoProblem> {
@@ -321,23 +377,21 @@ struct SectionHeader {
     size: u64,
 }
 
-/// The section header table of one ELF file.
-struct Sections<'a> {
-    reader: ElfReader<'a>,
+/// The section header table of one ELF file, read into memory.
+struct Sections<'t> {
+    /// The table, from its first entry.
+    reader: ElfReader<'t>,
     elf64: bool,
-    table: u64,
     entry_size: u64,
 }
 
-impl<'a> Sections<'a> {
+impl Sections<'_> {
     /// Section header `index`; offsets per elf(5), `Elf32_Shdr` /
     /// `Elf64_Shdr`.
     fn get(&self, index: u64) -> Result<SectionHeader, ModinfoProblem> {
-        let overflow = ModinfoProblem("the section header table is out of range");
         let at = index
             .checked_mul(self.entry_size)
-            .and_then(|o| o.checked_add(self.table))
-            .ok_or(overflow)?;
+            .ok_or(ModinfoProblem("the section header table is out of range"))?;
         let r = &self.reader;
         let (link, offset, size) = if self.elf64 {
             (r.u32(at + 40)?, r.u64(at + 24)?, r.u64(at + 32)?)
@@ -356,37 +410,56 @@ impl<'a> Sections<'a> {
             size,
         })
     }
-
-    /// The data of `section` (none for `SHT_NOBITS`).
-    fn data(&self, section: &SectionHeader) -> Result<&'a [u8], ModinfoProblem> {
-        if section.kind == SHT_NOBITS {
-            return Ok(&[]);
-        }
-        self.reader.bytes(section.offset, section.size)
-    }
 }
 
-/// The data of the section called `wanted`, if there is one.
-fn find_section<'a>(elf: &'a [u8], wanted: &[u8]) -> Result<Option<&'a [u8]>, ModinfoProblem> {
+/// Where the data of `section` is: its offset and size in the file
+/// (nothing for `SHT_NOBITS`).
+fn data_range(section: &SectionHeader) -> (u64, u64) {
+    if section.kind == SHT_NOBITS {
+        return (0, 0);
+    }
+    (section.offset, section.size)
+}
+
+/// The `len` bytes at `at` of `src`, or [`PAST_END`].
+fn fetch<'a, S: Source<'a>>(
+    src: &S,
+    at: u64,
+    len: u64,
+) -> Result<Cow<'a, [u8]>, Failure<S::Error>> {
+    src.range(at, len)
+        .map_err(Failure::Read)?
+        .ok_or(Failure::Problem(PAST_END))
+}
+
+/// Where the data of the section called `wanted` is in the ELF file `src`,
+/// whose first bytes (64 or all, if fewer) are `head`: its offset and size,
+/// not checked against the file. `None` when there is no such section.
+/// Reads the section header table and the section names, nothing else.
+fn find_section<'a, S: Source<'a>>(
+    src: &S,
+    head: &[u8],
+    wanted: &[u8],
+) -> Result<Option<(u64, u64)>, Failure<S::Error>> {
     // e_ident: magic, EI_CLASS, EI_DATA.
-    let ident = elf
+    let ident = head
         .get(..16)
         .ok_or(ModinfoProblem("shorter than an ELF header"))?;
     if !ident.starts_with(b"\x7fELF") {
-        return Err(ModinfoProblem("not an ELF file"));
+        return Err(ModinfoProblem("not an ELF file").into());
     }
     let elf64 = match ident[4] {
         1 => false,
         2 => true,
-        _ => return Err(ModinfoProblem("unknown ELF class")),
+        _ => return Err(ModinfoProblem("unknown ELF class").into()),
     };
     let little_endian = match ident[5] {
         1 => true,
         2 => false,
-        _ => return Err(ModinfoProblem("unknown ELF byte order")),
+        _ => return Err(ModinfoProblem("unknown ELF byte order").into()),
     };
     let reader = ElfReader {
-        data: elf,
+        data: head,
         little_endian,
     };
     // e_shoff, e_shentsize, e_shnum, e_shstrndx.
@@ -410,39 +483,54 @@ fn find_section<'a>(elf: &'a [u8], wanted: &[u8]) -> Result<Option<&'a [u8]>, Mo
     }
     let min_entry = if elf64 { 64 } else { 40 };
     if entry_size < min_entry {
-        return Err(ModinfoProblem(
-            "section headers are smaller than elf(5) says",
-        ));
+        return Err(ModinfoProblem("section headers are smaller than elf(5) says").into());
     }
-    let sections = Sections {
-        reader,
-        elf64,
-        table,
-        entry_size: u64::from(entry_size),
-    };
+    let entry_size = u64::from(entry_size);
     // Extended numbering (elf(5)): a count or name index that does not fit
     // 16 bits is in section 0's sh_size or sh_link.
-    let count = match count {
-        0 => sections.get(0)?.size,
-        n => u64::from(n),
+    let first = if count == 0 || names_index == SHN_XINDEX {
+        // The fields `Sections::get` reads: up to sh_link.
+        let entry = fetch(src, table, if elf64 { 44 } else { 28 })?;
+        let first = Sections {
+            reader: ElfReader {
+                data: &entry,
+                little_endian,
+            },
+            elf64,
+            entry_size,
+        };
+        Some(first.get(0)?)
+    } else {
+        None
     };
-    let names_index = match names_index {
-        SHN_XINDEX => u64::from(sections.get(0)?.link),
-        n => u64::from(n),
+    let count = match (count, &first) {
+        (0, Some(first)) => first.size,
+        (n, _) => u64::from(n),
+    };
+    let names_index = match (names_index, &first) {
+        (SHN_XINDEX, Some(first)) => u64::from(first.link),
+        (n, _) => u64::from(n),
     };
     // Every header must be in the file: this also bounds the loop below.
-    let table_len = count.checked_mul(sections.entry_size);
-    if table_len.is_none_or(|len| sections.reader.bytes(table, len).is_err()) {
-        return Err(ModinfoProblem(
-            "the section header table runs past the end of the file",
-        ));
-    }
+    let runs_past = ModinfoProblem("the section header table runs past the end of the file");
+    let table_len = count.checked_mul(entry_size).ok_or(runs_past)?;
+    let table = src
+        .range(table, table_len)
+        .map_err(Failure::Read)?
+        .ok_or(runs_past)?;
+    let sections = Sections {
+        reader: ElfReader {
+            data: &table,
+            little_endian,
+        },
+        elf64,
+        entry_size,
+    };
     if names_index >= count {
-        return Err(ModinfoProblem(
-            "the section name table index is out of range",
-        ));
+        return Err(ModinfoProblem("the section name table index is out of range").into());
     }
-    let names = sections.data(&sections.get(names_index)?)?;
+    let (names_at, names_len) = data_range(&sections.get(names_index)?);
+    let names = fetch(src, names_at, names_len)?;
     for index in 0..count {
         let section = sections.get(index)?;
         let name = usize::try_from(section.name)
@@ -450,7 +538,7 @@ fn find_section<'a>(elf: &'a [u8], wanted: &[u8]) -> Result<Option<&'a [u8]>, Mo
             .and_then(|at| names.get(at..))
             .map(|rest| rest.split(|&b| b == 0).next().unwrap_or(rest));
         if name == Some(wanted) {
-            return sections.data(&section).map(Some);
+            return Ok(Some(data_range(&section)));
         }
     }
     Ok(None)
@@ -578,6 +666,34 @@ mod tests {
             modinfo_values(&huge, "firmware").unwrap_err().to_string(),
             "the section header table runs past the end of the file"
         );
+    }
+
+    #[test]
+    fn reading_a_module_at_offsets_gives_what_reading_it_whole_gives() {
+        let tmp = TempDir::new("firmware-offsets");
+        let path = tmp.path().join("m.ko");
+        let module = Module::from_dep_path(tmp.path(), "m.ko").unwrap();
+        let check = |data: &[u8]| {
+            fs::write(&path, data).unwrap();
+            // (MODINFO here is the test's section content.)
+            let whole = section_in_slice(data, super::MODINFO).map(<[u8]>::to_vec);
+            assert_eq!(read_modinfo(&module).unwrap(), whole, "{data:02x?}");
+        };
+        for elf64 in [true, false] {
+            let elf = fake_module(MODINFO, elf64, !elf64);
+            fs::write(&path, &elf).unwrap();
+            assert_eq!(read_modinfo(&module).unwrap().unwrap(), MODINFO);
+            for len in 0..=elf.len() {
+                check(&elf[..len]);
+            }
+            for at in 0..elf.len() {
+                for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                    let mut damaged = elf.clone();
+                    damaged[at] = value;
+                    check(&damaged);
+                }
+            }
+        }
     }
 
     #[test]

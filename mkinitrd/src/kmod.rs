@@ -5,7 +5,10 @@
 //! [`ModuleTree`] holds the tree's text indexes as parsed data:
 //! `modules.dep`, `modules.alias`, `modules.softdep`, `modules.weakdep`,
 //! `modules.builtin` and `modules.builtin.modinfo`, plus what the kernel can
-//! decompress itself ([`KernelDecompress`]). [`ModuleTree::resolve`] turns
+//! decompress itself ([`KernelDecompress`]). `modules.alias` and the two
+//! built-in indexes are read only when a name that is not a module name is
+//! looked up (most runs ask for module names only), each once.
+//! [`ModuleTree::resolve`] turns
 //! requested names and aliases into the module files to pack, in the order
 //! modprobe loads them. The parsers ([`parse_alias`], [`parse_softdep`],
 //! [`parse_weakdep`], [`parse_builtin_modinfo`]) and [`fnmatch`] are pure
@@ -21,8 +24,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::decompress::{self, KernelDecompress};
 use crate::error::Error;
@@ -102,13 +108,7 @@ impl Module {
     /// The module at `rel` (a `modules.dep` path) in tree `moddir`, or
     /// `None` when `rel` does not name a module file.
     pub fn from_dep_path(moddir: &Path, rel: &str) -> Option<Module> {
-        let file_name = rel.rsplit('/').next()?;
-        let (stem, compression) = MODULE_SUFFIXES.iter().find_map(|(suffix, compression)| {
-            file_name
-                .strip_suffix(suffix)
-                .filter(|stem| !stem.is_empty())
-                .map(|stem| (stem, *compression))
-        })?;
+        let (stem, compression) = split_module_path(rel)?;
         Some(Module {
             name: normalize_name(stem),
             stem: stem.to_string(),
@@ -118,6 +118,25 @@ impl Module {
             compression,
         })
     }
+}
+
+/// The file name of module path `rel` without its suffix, and the
+/// compression the suffix says; `None` when it is not a module file.
+fn split_module_path(rel: &str) -> Option<(&str, Option<Compression>)> {
+    let (without, compression) = strip_module_suffix(rel)?;
+    let stem = without.rsplit_once('/').map_or(without, |(_, stem)| stem);
+    Some((stem, compression))
+}
+
+/// `rel` without its module suffix, and the compression the suffix says;
+/// `None` when it is not a module file (no suffix, or nothing before it in
+/// the file name).
+fn strip_module_suffix(rel: &str) -> Option<(&str, Option<Compression>)> {
+    MODULE_SUFFIXES.iter().find_map(|(suffix, compression)| {
+        rel.strip_suffix(suffix)
+            .filter(|without| !without.is_empty() && !without.ends_with('/'))
+            .map(|without| (without, *compression))
+    })
 }
 
 /// The module name for `name`: `-` and `_` are the same to the kernel and
@@ -131,6 +150,9 @@ pub fn normalize_name(name: &str) -> String {
 /// depmod normalises the patterns of `modules.alias.bin` the same way, so
 /// `fs-virtiofs` and `fs_virtiofs` are one alias).
 pub fn normalize_alias(alias: &str) -> String {
+    if !alias.contains('-') {
+        return alias.to_owned();
+    }
     let mut out = String::with_capacity(alias.len());
     let mut in_brackets = false;
     for ch in alias.chars() {
@@ -416,6 +438,9 @@ pub fn parse_weakdep(text: &str) -> Result<Vec<Weakdep>, Vec<LineProblem>> {
 pub fn parse_builtin_modinfo(data: &[u8]) -> BuiltinModinfo {
     let mut info = BuiltinModinfo::default();
     let mut seen = HashSet::new();
+    // The strings of one module come together: its name is normalised and
+    // looked up once per run of them.
+    let mut last = None;
     for entry in data.split(|&b| b == 0) {
         let Ok(entry) = std::str::from_utf8(entry) else {
             continue;
@@ -429,9 +454,12 @@ pub fn parse_builtin_modinfo(data: &[u8]) -> BuiltinModinfo {
         if module.is_empty() {
             continue;
         }
-        let module = normalize_name(module);
-        if seen.insert(module.clone()) {
-            info.names.push(module);
+        if last != Some(module) {
+            last = Some(module);
+            let module = normalize_name(module);
+            if seen.insert(module.clone()) {
+                info.names.push(module);
+            }
         }
         if field == "alias" && !value.is_empty() {
             info.aliases.push(normalize_alias(value));
@@ -445,12 +473,12 @@ pub fn parse_builtin_modinfo(data: &[u8]) -> BuiltinModinfo {
 fn parse_lines<'a, T>(
     text: &'a str,
     command: &str,
-    mut parse: impl FnMut(&mut std::str::SplitWhitespace<'a>) -> Result<T, String>,
+    mut parse: impl FnMut(&mut dyn Iterator<Item = &'a str>) -> Result<T, String>,
 ) -> Result<Vec<T>, Vec<LineProblem>> {
     let mut items = Vec::new();
     let mut problems = Vec::new();
     for (number, line) in (1..).zip(text.lines()) {
-        let mut words = line.split_whitespace();
+        let mut words = words(line);
         let result = match words.next() {
             None => continue,
             Some(word) if word.starts_with('#') => continue,
@@ -471,12 +499,86 @@ fn parse_lines<'a, T>(
     }
 }
 
-/// A module and its dependencies, as indices into [`ModuleTree::nodes`].
+/// A module of `modules.dep`: where its path and its dependencies are in
+/// the tree. Its [`Module`] is made when first asked for: a run packs a few
+/// dozen of a tree's thousands, so parsing allocates nothing per module but
+/// its name.
 #[derive(Debug)]
 struct Node {
-    module: Module,
-    /// In `modules.dep` order; loaded from the last one back.
-    deps: Vec<usize>,
+    /// The path as `modules.dep` has it: a range of [`ModuleTree::dep_text`].
+    rel: Range<usize>,
+    /// Its dependencies, in `modules.dep` order (loaded from the last one
+    /// back): a range of [`ModuleTree::deps`].
+    deps: Range<usize>,
+    /// The module, once made.
+    module: OnceLock<Module>,
+}
+
+impl Node {
+    /// The node of the path at `rel` of the text, with no dependencies yet.
+    fn new(rel: Range<usize>) -> Node {
+        Node {
+            rel,
+            deps: 0..0,
+            module: OnceLock::new(),
+        }
+    }
+}
+
+/// The range of `text` that `part`, a slice of it, is.
+fn range_in(text: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr().addr() - text.as_ptr().addr();
+    start..start + part.len()
+}
+
+/// What names that are not module names may be: built-in modules and
+/// aliases.
+#[derive(Debug, Default)]
+struct Fallback {
+    /// Names of the built-in modules (`modules.builtin` and
+    /// `modules.builtin.modinfo`).
+    builtin: HashSet<String>,
+    /// Alias patterns of built-in modules.
+    builtin_aliases: Vec<String>,
+}
+
+/// Why an index read on first use could not be read or parsed: kept, and
+/// given to every call that needs the index.
+#[derive(Debug)]
+enum IndexError {
+    /// `modules.builtin` could not be read.
+    ReadBuiltin { path: PathBuf, source: io::Error },
+    /// Another index could not be read.
+    Read { path: PathBuf, source: io::Error },
+    /// An index has bad lines.
+    Parse {
+        path: PathBuf,
+        problems: Vec<LineProblem>,
+    },
+}
+
+impl IndexError {
+    /// The error to report, a copy each time.
+    fn to_error(&self) -> Error {
+        let copy = |e: &io::Error| match e.raw_os_error() {
+            Some(errno) => io::Error::from_raw_os_error(errno),
+            None => io::Error::new(e.kind(), e.to_string()),
+        };
+        match self {
+            IndexError::ReadBuiltin { path, source } => Error::ReadModulesBuiltin {
+                path: path.clone(),
+                source: copy(source),
+            },
+            IndexError::Read { path, source } => Error::ReadModuleIndex {
+                path: path.clone(),
+                source: copy(source),
+            },
+            IndexError::Parse { path, problems } => Error::ParseModuleIndex {
+                path: path.clone(),
+                problems: problems.clone(),
+            },
+        }
+    }
 }
 
 /// The parsed indexes of one kernel's module tree.
@@ -498,16 +600,19 @@ struct Node {
 #[derive(Debug)]
 pub struct ModuleTree {
     moddir: PathBuf,
+    /// The text of `modules.dep`, which nodes' paths are ranges of.
+    dep_text: String,
     nodes: Vec<Node>,
+    /// Every node's dependencies, as indices into `nodes`, one run a node.
+    deps: Vec<usize>,
     /// Module name to node, for the modules that have a line of their own.
-    by_name: HashMap<String, usize>,
-    /// Names of the built-in modules (`modules.builtin` and
-    /// `modules.builtin.modinfo`).
-    builtin: HashSet<String>,
-    /// `modules.alias`, in file order.
-    aliases: Vec<Alias>,
-    /// Alias patterns of built-in modules.
-    builtin_aliases: Vec<String>,
+    by_name: HashMap<String, usize, FastHash>,
+    /// The built-in modules; read from the tree on first use after
+    /// [`ModuleTree::open`].
+    fallback: OnceLock<Result<Fallback, IndexError>>,
+    /// `modules.alias`, in file order; read from the tree on first use
+    /// after [`ModuleTree::open`].
+    aliases: OnceLock<Result<Vec<Alias>, IndexError>>,
     /// `modules.softdep`, in file order.
     softdeps: Vec<Softdep>,
     /// `softdeps` by module pattern.
@@ -533,15 +638,21 @@ enum Lookup {
 
 impl ModuleTree {
     /// Reads the tree's indexes from `moddir`: `modules.dep` (required),
-    /// `modules.builtin`, `modules.alias`, `modules.softdep`,
-    /// `modules.weakdep` and `modules.builtin.modinfo` (each optional: a
-    /// missing one means empty, as with older depmods), and what the kernel
-    /// decompresses itself from its config ([`KernelDecompress::read_config`]
-    /// over [`decompress::kernel_config_candidates`]).
+    /// `modules.softdep` and `modules.weakdep` now; `modules.alias`,
+    /// `modules.builtin` and `modules.builtin.modinfo` when a name that is
+    /// not a module name is first looked up. Each but `modules.dep` is
+    /// optional: a missing one means empty, as with older depmods. What the
+    /// kernel decompresses itself is read from its config
+    /// ([`KernelDecompress::read_config`] over
+    /// [`decompress::kernel_config_candidates`]) when the tree has
+    /// compressed modules; otherwise there is nothing to decide and it is
+    /// [`KernelDecompress::NONE`].
     ///
-    /// Errors: [`Error::ReadModulesDep`], [`Error::ReadModulesBuiltin`],
-    /// [`Error::ReadModuleIndex`], [`Error::ParseModulesDep`] and
-    /// [`Error::ParseModuleIndex`] listing every bad line of a file.
+    /// Errors: [`Error::ReadModulesDep`], [`Error::ReadModuleIndex`],
+    /// [`Error::ParseModulesDep`] and [`Error::ParseModuleIndex`] listing
+    /// every bad line of a file. Those of the indexes read later
+    /// ([`Error::ReadModulesBuiltin`] too) come from the call that needs
+    /// them: [`ModuleTree::resolve`].
     pub fn open(moddir: &Path) -> Result<ModuleTree, Error> {
         let dep_path = moddir.join(MODULES_DEP);
         let modules_dep =
@@ -549,30 +660,60 @@ impl ModuleTree {
                 path: dep_path,
                 source,
             })?;
+        let mut tree = ModuleTree::parse_dep(moddir, modules_dep)?;
+        let softdeps = parse_index(moddir, MODULES_SOFTDEP, parse_softdep)
+            .map_err(|e| IndexError::to_error(&e))?;
+        let weakdeps = parse_index(moddir, MODULES_WEAKDEP, parse_weakdep)
+            .map_err(|e| IndexError::to_error(&e))?;
+        let compressed = (0..tree.nodes.len()).any(|node| {
+            split_module_path(tree.rel(node)).is_some_and(|(_, compression)| compression.is_some())
+        });
+        if compressed {
+            tree.kernel_decompress =
+                KernelDecompress::read_config(&decompress::kernel_config_candidates(moddir));
+        }
+        Ok(tree.with_softdeps(softdeps).with_weakdeps(weakdeps))
+    }
+
+    /// Reads `modules.builtin` and `modules.builtin.modinfo`, for
+    /// [`ModuleTree::fallback`].
+    fn read_fallback(moddir: &Path) -> Result<Fallback, IndexError> {
         let builtin_path = moddir.join(MODULES_BUILTIN);
         let modules_builtin = match fs::read_to_string(&builtin_path) {
             Ok(text) => text,
             // Kernels without built-in modules (or old depmods) have none.
             Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
             Err(source) => {
-                return Err(Error::ReadModulesBuiltin {
+                return Err(IndexError::ReadBuiltin {
                     path: builtin_path,
                     source,
                 });
             }
         };
-        let tree = ModuleTree::parse(moddir, &modules_dep, &modules_builtin)?;
-        let aliases = parse_index(moddir, MODULES_ALIAS, parse_alias)?;
-        let softdeps = parse_index(moddir, MODULES_SOFTDEP, parse_softdep)?;
-        let weakdeps = parse_index(moddir, MODULES_WEAKDEP, parse_weakdep)?;
         let modinfo = read_index(moddir, MODULES_BUILTIN_MODINFO)?.unwrap_or_default();
-        let kernel = KernelDecompress::read_config(&decompress::kernel_config_candidates(moddir));
-        Ok(tree
-            .with_aliases(aliases)
-            .with_softdeps(softdeps)
-            .with_weakdeps(weakdeps)
-            .with_builtin_modinfo(parse_builtin_modinfo(&modinfo))
-            .with_kernel_decompress(kernel))
+        let mut fallback = Fallback {
+            builtin: builtin_names(&modules_builtin),
+            builtin_aliases: Vec::new(),
+        };
+        fallback.add_modinfo(parse_builtin_modinfo(&modinfo));
+        Ok(fallback)
+    }
+
+    /// The built-in modules, read on first use.
+    fn fallback(&self) -> Result<&Fallback, Error> {
+        self.fallback
+            .get_or_init(|| ModuleTree::read_fallback(&self.moddir))
+            .as_ref()
+            .map_err(IndexError::to_error)
+    }
+
+    /// `modules.alias`, read on first use.
+    fn aliases(&self) -> Result<&[Alias], Error> {
+        self.aliases
+            .get_or_init(|| parse_index(&self.moddir, MODULES_ALIAS, parse_alias))
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(IndexError::to_error)
     }
 
     /// Builds the tree from the text of `modules.dep` and `modules.builtin`,
@@ -583,13 +724,28 @@ impl ModuleTree {
         modules_dep: &str,
         modules_builtin: &str,
     ) -> Result<ModuleTree, Error> {
+        let tree = ModuleTree::parse_dep(moddir, modules_dep.to_owned())?;
+        let fallback = Fallback {
+            builtin: builtin_names(modules_builtin),
+            builtin_aliases: Vec::new(),
+        };
+        // Given, so never read from the tree.
+        let _ = tree.fallback.set(Ok(fallback));
+        let _ = tree.aliases.set(Ok(Vec::new()));
+        Ok(tree)
+    }
+
+    /// The tree of `modules_dep` alone, whose other indexes are read from
+    /// `moddir` when first needed.
+    fn parse_dep(moddir: &Path, modules_dep: String) -> Result<ModuleTree, Error> {
         let mut tree = ModuleTree {
             moddir: moddir.to_path_buf(),
+            dep_text: String::new(),
             nodes: Vec::new(),
-            by_name: HashMap::new(),
-            builtin: HashSet::new(),
-            aliases: Vec::new(),
-            builtin_aliases: Vec::new(),
+            deps: Vec::new(),
+            by_name: HashMap::default(),
+            fallback: OnceLock::new(),
+            aliases: OnceLock::new(),
             softdeps: Vec::new(),
             softdep_index: PatternIndex::default(),
             weakdeps: Vec::new(),
@@ -597,17 +753,13 @@ impl ModuleTree {
             kernel_decompress: KernelDecompress::NONE,
         };
         tree.parse_modules_dep(modules_dep)?;
-        tree.builtin = modules_builtin
-            .lines()
-            .filter_map(|line| Module::from_dep_path(moddir, line.trim()))
-            .map(|module| module.name)
-            .collect();
         Ok(tree)
     }
 
-    /// The tree with `aliases` ([`parse_alias`]) as its `modules.alias`.
+    /// The tree with `aliases` ([`parse_alias`]) as its `modules.alias`
+    /// (which is then never read).
     pub fn with_aliases(mut self, aliases: Vec<Alias>) -> ModuleTree {
-        self.aliases = aliases;
+        self.aliases = OnceLock::from(Ok(aliases));
         self
     }
 
@@ -626,10 +778,14 @@ impl ModuleTree {
     }
 
     /// The tree with the built-in modules and aliases of `info`
-    /// ([`parse_builtin_modinfo`]) added.
+    /// ([`parse_builtin_modinfo`]) added; for a tree from
+    /// [`ModuleTree::open`], the built-in indexes are read first.
     pub fn with_builtin_modinfo(mut self, info: BuiltinModinfo) -> ModuleTree {
-        self.builtin.extend(info.names);
-        self.builtin_aliases = info.aliases;
+        // A read error stays, to be reported by resolve.
+        let _ = self.fallback();
+        if let Some(Ok(fallback)) = self.fallback.get_mut() {
+            fallback.add_modinfo(info);
+        }
         self
     }
 
@@ -646,28 +802,34 @@ impl ModuleTree {
         self.kernel_decompress
     }
 
-    /// Parses `path: dep dep ...` lines, reporting every bad line at once.
-    fn parse_modules_dep(&mut self, text: &str) -> Result<(), Error> {
-        let mut by_path: HashMap<&str, usize> = HashMap::new();
-        let mut lines = Vec::new();
+    /// Parses `path: dep dep ...` lines, reporting every bad line at once,
+    /// and keeps `text`.
+    fn parse_modules_dep(&mut self, text: String) -> Result<(), Error> {
+        // One module a line: no map or list grows as it fills.
+        let count = text.lines().count();
+        let mut by_path: HashMap<&str, usize, FastHash> =
+            HashMap::with_capacity_and_hasher(count, FastHash::default());
+        self.by_name.reserve(count);
+        self.nodes.reserve(count);
+        // Each line's dependency paths, one run a node in `dep_paths`.
+        let mut dep_paths = Vec::new();
         let mut problems = Vec::new();
         for (number, line) in (1..).zip(text.lines()) {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            match self.parse_dep_line(line) {
-                Ok((module, deps)) => {
+            let start = dep_paths.len();
+            match parse_dep_line(line, &mut dep_paths) {
+                Ok((path, name)) => {
                     let index = self.nodes.len();
                     // depmod writes one line per file; a repeated name keeps
                     // the first line, as modprobe's lookup does.
-                    self.by_name.entry(module.name.clone()).or_insert(index);
-                    by_path.entry(module_path(line)).or_insert(index);
-                    self.nodes.push(Node {
-                        module,
-                        deps: Vec::new(),
-                    });
-                    lines.push((index, deps));
+                    self.by_name.entry(name).or_insert(index);
+                    by_path.entry(path).or_insert(index);
+                    let mut node = Node::new(range_in(&text, path));
+                    node.deps = start..dep_paths.len();
+                    self.nodes.push(node);
                 }
                 Err(problem) => problems.push((number, problem)),
             }
@@ -678,44 +840,54 @@ impl ModuleTree {
                 problems,
             });
         }
-        for (index, deps) in lines {
-            for dep in deps {
-                let dep_index = match by_path.get(dep.rel_path.to_str().unwrap_or_default()) {
-                    Some(&i) => i,
-                    // A dependency without a line of its own is loaded from
-                    // its path with no dependencies, as modprobe would.
-                    None => {
-                        let i = self.nodes.len();
-                        let node = Node {
-                            module: dep,
-                            deps: Vec::new(),
-                        };
-                        self.nodes.push(node);
-                        i
-                    }
-                };
-                self.nodes[index].deps.push(dep_index);
-            }
+        // The same runs, of node indices: the ranges carry over.
+        self.deps.reserve(dep_paths.len());
+        for dep in dep_paths {
+            let dep_index = *by_path.entry(dep).or_insert_with(|| {
+                // A dependency without a line of its own is loaded from its
+                // path with no dependencies, as modprobe would; once, however
+                // many modules need it.
+                self.nodes.push(Node::new(range_in(&text, dep)));
+                self.nodes.len() - 1
+            });
+            self.deps.push(dep_index);
         }
+        drop(by_path);
+        self.dep_text = text;
         Ok(())
     }
 
-    /// Parses one non-empty line into the module and its dependencies.
-    fn parse_dep_line(&self, line: &str) -> Result<(Module, Vec<Module>), String> {
-        let Some((path, deps)) = line.split_once(':') else {
-            return Err("no ':' after the module path".to_string());
-        };
-        let parse = |path: &str| {
-            Module::from_dep_path(&self.moddir, path).ok_or_else(|| {
-                format!("{path} is not a kernel module file (.ko, .ko.gz, .ko.xz or .ko.zst)")
-            })
-        };
-        let module = parse(path.trim())?;
-        let deps = deps
-            .split_whitespace()
-            .map(parse)
-            .collect::<Result<_, _>>()?;
-        Ok((module, deps))
+    /// The `modules.dep` path of `node`.
+    fn rel(&self, node: usize) -> &str {
+        &self.dep_text[self.nodes[node].rel.clone()]
+    }
+
+    /// The module name of `node`, normalised.
+    fn name(&self, node: usize) -> String {
+        // The path was checked when the node was made.
+        let (stem, _) = split_module_path(self.rel(node)).unwrap_or_default();
+        normalize_name(stem)
+    }
+
+    /// The dependencies of `node`.
+    fn deps_of(&self, node: usize) -> &[usize] {
+        &self.deps[self.nodes[node].deps.clone()]
+    }
+
+    /// The module of `node`, made the first time.
+    fn module(&self, node: usize) -> &Module {
+        self.nodes[node].module.get_or_init(|| {
+            let rel = self.rel(node);
+            let (stem, compression) = split_module_path(rel).unwrap_or_default();
+            Module {
+                name: normalize_name(stem),
+                stem: stem.to_owned(),
+                rel_path: PathBuf::from(rel),
+                // Old depmods wrote absolute paths; join keeps those as they are.
+                path: self.moddir.join(rel),
+                compression,
+            }
+        })
     }
 
     /// The module tree directory.
@@ -726,12 +898,15 @@ impl ModuleTree {
     /// The module called `name` (`-` or `_`), if it has a `modules.dep` line.
     pub fn get(&self, name: &str) -> Option<&Module> {
         let index = *self.by_name.get(&normalize_name(name))?;
-        Some(&self.nodes[index].module)
+        Some(self.module(index))
     }
 
-    /// True when `name` (`-` or `_`) is built into the kernel.
+    /// True when `name` (`-` or `_`) is built into the kernel; false too
+    /// when the built-in indexes cannot be read ([`ModuleTree::resolve`]
+    /// reports why).
     pub fn is_builtin(&self, name: &str) -> bool {
-        self.builtin.contains(&normalize_name(name))
+        self.fallback()
+            .is_ok_and(|fallback| fallback.builtin.contains(&normalize_name(name)))
     }
 
     /// The modules to pack for `names`, each once, in modprobe's load order.
@@ -773,12 +948,14 @@ impl ModuleTree {
     /// Errors: [`Error::MissingModules`] naming every name that stands for
     /// nothing; [`Error::DependencyCycle`] when `modules.dep` dependencies
     /// (possibly through soft ones) come back to a module whose own
-    /// dependencies are still being placed.
+    /// dependencies are still being placed; those of reading and parsing
+    /// `modules.alias` and the built-in indexes when a name needs them
+    /// ([`ModuleTree::open`]).
     pub fn resolve(&self, names: &[&str]) -> Result<Vec<Module>, Error> {
         let mut roots = Vec::new();
         let mut missing: Vec<String> = Vec::new();
         for &name in names {
-            match self.lookup(name) {
+            match self.lookup(name)? {
                 Lookup::Modules(found) => roots.extend(found),
                 Lookup::Builtin => {}
                 Lookup::Missing => {
@@ -807,69 +984,83 @@ impl ModuleTree {
         Ok(walk
             .order
             .into_iter()
-            .map(|index| self.nodes[index].module.clone())
+            .map(|index| self.module(index).clone())
             .collect())
     }
 
-    /// What `name` stands for; see [`ModuleTree::resolve`].
-    fn lookup(&self, name: &str) -> Lookup {
+    /// What `name` stands for; see [`ModuleTree::resolve`]. Only a name
+    /// that is not a module name reads the alias and built-in indexes.
+    fn lookup(&self, name: &str) -> Result<Lookup, Error> {
         let normal = normalize_name(name);
         if let Some(&index) = self.by_name.get(&normal) {
-            return Lookup::Modules(vec![index]);
+            return Ok(Lookup::Modules(vec![index]));
         }
         let alias = normalize_alias(name);
         let mut found = Vec::new();
         let mut seen = HashSet::new();
         let mut builtin = false;
-        for entry in self.aliases.iter().filter(|a| fnmatch(&a.pattern, &alias)) {
+        for entry in self
+            .aliases()?
+            .iter()
+            .filter(|a| fnmatch(&a.pattern, &alias))
+        {
             match self.by_name.get(&entry.module) {
                 Some(&index) => {
                     if seen.insert(index) {
                         found.push(index);
                     }
                 }
-                None => builtin |= self.builtin.contains(&entry.module),
+                None => builtin |= self.fallback()?.builtin.contains(&entry.module),
             }
         }
         if !found.is_empty() {
-            Lookup::Modules(found)
-        } else if builtin
-            || self.builtin.contains(&normal)
-            || self.builtin_aliases.iter().any(|p| fnmatch(p, &alias))
-        {
-            Lookup::Builtin
-        } else {
-            Lookup::Missing
+            return Ok(Lookup::Modules(found));
         }
+        let fallback = self.fallback()?;
+        Ok(
+            if builtin
+                || fallback.builtin.contains(&normal)
+                || fallback.builtin_aliases.iter().any(|p| fnmatch(p, &alias))
+            {
+                Lookup::Builtin
+            } else {
+                Lookup::Missing
+            },
+        )
     }
 
     /// The modules `node`'s soft and weak dependencies stand for, without
     /// `node` itself.
-    fn soft_targets(&self, node: usize) -> SoftTargets {
-        let name = &self.nodes[node].module.name;
+    fn soft_targets(&self, node: usize) -> Result<SoftTargets, Error> {
+        let name = self.name(node);
         let mut targets = SoftTargets::default();
         for i in self
             .softdep_index
-            .matching(name, |i| &self.softdeps[i].module)
+            .matching(&name, |i| &self.softdeps[i].module)
         {
             let softdep = &self.softdeps[i];
-            self.add_targets(&mut targets.pre, &softdep.pre, node);
-            self.add_targets(&mut targets.post, &softdep.post, node);
+            self.add_targets(&mut targets.pre, &softdep.pre, node)?;
+            self.add_targets(&mut targets.post, &softdep.post, node)?;
         }
         for i in self
             .weakdep_index
-            .matching(name, |i| &self.weakdeps[i].module)
+            .matching(&name, |i| &self.weakdeps[i].module)
         {
-            self.add_targets(&mut targets.weak, &self.weakdeps[i].deps, node);
+            self.add_targets(&mut targets.weak, &self.weakdeps[i].deps, node)?;
         }
-        targets
+        Ok(targets)
     }
 
     /// Appends the modules `names` stand for to `list`, each once, never
     /// `node`.
-    fn add_targets(&self, list: &mut Vec<usize>, names: &[String], node: usize) {
+    fn add_targets(
+        &self,
+        list: &mut Vec<usize>,
+        names: &[String],
+        node: usize,
+    ) -> Result<(), Error> {
         for name in names {
-            if let Lookup::Modules(found) = self.lookup(name) {
+            if let Lookup::Modules(found) = self.lookup(name)? {
                 for index in found {
                     if index != node && !list.contains(&index) {
                         list.push(index);
@@ -877,6 +1068,7 @@ impl ModuleTree {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -925,12 +1117,12 @@ impl PatternIndex {
 }
 
 /// Reads `moddir/name`, or `None` when it does not exist.
-fn read_index(moddir: &Path, name: &str) -> Result<Option<Vec<u8>>, Error> {
+fn read_index(moddir: &Path, name: &str) -> Result<Option<Vec<u8>>, IndexError> {
     let path = moddir.join(name);
     match fs::read(&path) {
         Ok(data) => Ok(Some(data)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::ReadModuleIndex { path, source }),
+        Err(source) => Err(IndexError::Read { path, source }),
     }
 }
 
@@ -939,19 +1131,98 @@ fn parse_index<T>(
     moddir: &Path,
     name: &str,
     parse: fn(&str) -> Result<Vec<T>, Vec<LineProblem>>,
-) -> Result<Vec<T>, Error> {
+) -> Result<Vec<T>, IndexError> {
     let Some(data) = read_index(moddir, name)? else {
         return Ok(Vec::new());
     };
-    parse(&String::from_utf8_lossy(&data)).map_err(|problems| Error::ParseModuleIndex {
+    parse(&String::from_utf8_lossy(&data)).map_err(|problems| IndexError::Parse {
         path: moddir.join(name),
         problems,
     })
 }
 
-/// The module path of a well-formed `modules.dep` line.
-fn module_path(line: &str) -> &str {
-    line.split_once(':').map_or(line, |(path, _)| path.trim())
+/// Parses one non-empty `modules.dep` line into the module's path and
+/// name, appending its dependencies' paths to `deps`, checking that every
+/// path names a module file. On an error `deps` is left as it was.
+fn parse_dep_line<'a>(line: &'a str, deps: &mut Vec<&'a str>) -> Result<(&'a str, String), String> {
+    let Some((path, dep_text)) = line.split_once(':') else {
+        return Err("no ':' after the module path".to_string());
+    };
+    let not_a_module =
+        |path: &str| format!("{path} is not a kernel module file (.ko, .ko.gz, .ko.xz or .ko.zst)");
+    let path = path.trim();
+    let (stem, _) = split_module_path(path).ok_or_else(|| not_a_module(path))?;
+    let start = deps.len();
+    for dep in words(dep_text) {
+        if strip_module_suffix(dep).is_none() {
+            deps.truncate(start);
+            return Err(not_a_module(dep));
+        }
+        deps.push(dep);
+    }
+    Ok((path, normalize_name(stem)))
+}
+
+/// The words of `text`, as `str::split_whitespace` gives them, faster for
+/// ASCII text (all of depmod's).
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let (ascii, other) = if text.is_ascii() {
+        (Some(text.split_ascii_whitespace()), None)
+    } else {
+        (None, Some(text.split_whitespace()))
+    };
+    ascii
+        .into_iter()
+        .flatten()
+        .chain(other.into_iter().flatten())
+}
+
+/// The hasher of the module name and path maps: FxHash, rustc's, which
+/// costs a multiply per 8 bytes where std's SipHash-1-3 costs several
+/// rounds. It does not resist chosen collisions, which only a hostile
+/// module tree could bring, at the cost of a slow run.
+type FastHash = BuildHasherDefault<FxHasher>;
+
+/// See [`FastHash`].
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        let mut add = |word: u64| self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            add(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            add(u64::from(byte));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The names of the modules of a `modules.builtin` text, one path a line.
+fn builtin_names(modules_builtin: &str) -> HashSet<String> {
+    modules_builtin
+        .lines()
+        .filter_map(|line| split_module_path(line.trim()))
+        .map(|(stem, _)| normalize_name(stem))
+        .collect()
+}
+
+impl Fallback {
+    /// Adds the built-in modules and aliases of `info`; its aliases replace
+    /// any known.
+    fn add_modinfo(&mut self, info: BuiltinModinfo) {
+        self.builtin.extend(info.names);
+        self.builtin_aliases = info.aliases;
+    }
 }
 
 /// Where a module is in the walk of [`ModuleTree::resolve`].
@@ -1016,11 +1287,11 @@ impl Walk<'_> {
         while let Some(frame) = self.stack.last_mut() {
             let node = frame.node;
             if frame.stage == Stage::Deps {
-                let deps = &tree.nodes[node].deps;
+                let deps = tree.deps_of(node);
                 if frame.next == deps.len() {
                     frame.stage = Stage::Pre;
                     frame.next = 0;
-                    frame.soft = tree.soft_targets(node);
+                    frame.soft = tree.soft_targets(node)?;
                     self.marks[node] = Mark::Pre;
                     continue;
                 }
@@ -1092,7 +1363,7 @@ impl Walk<'_> {
             .iter()
             .map(|f| f.node)
             .chain([dep])
-            .map(|i| self.tree.nodes[i].module.name.clone())
+            .map(|i| self.tree.name(i))
             .collect();
         Error::DependencyCycle {
             path: self.tree.moddir.join(MODULES_DEP),
@@ -1601,20 +1872,75 @@ alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
     }
 
     #[test]
-    fn open_reports_bad_lines_of_the_other_indexes() {
+    fn bad_lines_of_the_other_indexes_are_reported_when_they_are_needed() {
         let tmp = TempDir::new("kmod-open-bad");
         tmp.write("modules.dep", b"kernel/a.ko:\n");
         tmp.write(
             "modules.alias",
             b"alias fs-a a\nalias lonely\nblacklist a\n",
         );
+        let tree = ModuleTree::open(tmp.path()).unwrap();
+        // A module name needs no alias.
+        assert_eq!(names(&tree, &["a"]), ["a"]);
+        let expected = format!(
+            "cannot parse {}:2: expected \"alias PATTERN MODULE\" (and 1 more bad line: 3)",
+            tmp.path().join(MODULES_ALIAS).display()
+        );
+        for _ in 0..2 {
+            let err = tree.resolve(&["a", "fs-a"]).unwrap_err();
+            assert_eq!(err.to_string(), expected);
+        }
+        // modules.softdep is read by open.
+        tmp.write("modules.softdep", b"softdep a\n");
         let err = ModuleTree::open(tmp.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("modules.softdep:1: expected"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_names_that_are_not_module_names_read_the_other_indexes() {
+        let tmp = TempDir::new("kmod-lazy");
+        tmp.write("modules.dep", b"kernel/a.ko:\nkernel/b.ko.xz:\n");
+        // Unreadable as files: reading them would fail.
+        for index in [MODULES_ALIAS, MODULES_BUILTIN, MODULES_BUILTIN_MODINFO] {
+            fs::create_dir(tmp.path().join(index)).unwrap();
+        }
+        tmp.write(
+            "config",
+            b"CONFIG_MODULE_DECOMPRESS=y\nCONFIG_MODULE_COMPRESS_XZ=y\n",
+        );
+        let tree = ModuleTree::open(tmp.path()).unwrap();
+        assert_eq!(names(&tree, &["a", "b"]), ["a", "b"]);
+        assert!(tree.get("b").is_some());
+        // A tree with a compressed module reads the kernel config.
+        assert!(tree.kernel_decompresses().handles(Compression::Xz));
+        let err = tree.resolve(&["fs-a"]).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "cannot parse {}:2: expected \"alias PATTERN MODULE\" (and 1 more bad line: 3)",
+                "cannot read {}: Is a directory",
                 tmp.path().join(MODULES_ALIAS).display()
             )
+        );
+        assert!(!tree.is_builtin("ext4"));
+        // Without compressed modules there is nothing to decide.
+        tmp.write("modules.dep", b"kernel/a.ko:\n");
+        let tree = ModuleTree::open(tmp.path()).unwrap();
+        assert_eq!(tree.kernel_decompresses(), KernelDecompress::NONE);
+    }
+
+    #[test]
+    fn a_dependency_without_a_line_is_one_module() {
+        let tree = tree(
+            "kernel/a.ko: kernel/orphan.ko\nkernel/b.ko: kernel/orphan.ko\n",
+            "",
+        );
+        assert_eq!(names(&tree, &["a", "b"]), ["orphan", "a", "b"]);
+        assert_eq!(
+            tree.resolve(&["b"]).unwrap()[0].path,
+            Path::new(MODDIR).join("kernel/orphan.ko")
         );
     }
 

@@ -36,12 +36,17 @@
 //! the end becomes a [`HostItem::File`]. Loops stop after [`MAX_SYMLINKS`].
 //!
 //! The resolver keeps the `ld.so.conf` directories (read once), the items
-//! found so far, and every ELF file parsed, by path.
+//! found so far, every ELF file parsed, by path, and what `lstat(2)` and
+//! `readlink(2)` said of every path the walks met: each path is asked of
+//! the kernel once, however many programs, libraries and search
+//! directories pass through it, so the resolver sees the host as it was
+//! when it first looked. Of an ELF file only the headers, the `PT_INTERP`
+//! path, the dynamic section and its strings are read ([`elf::read_dynamic`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,13 +77,12 @@ const ENOTDIR: i32 = 20;
 pub const MAX_INTERPRETERS: usize = 4;
 /// Bytes of a file the kernel reads to find a `#!` line
 /// (`BINPRM_BUF_SIZE`, include/uapi/linux/binfmts.h).
-const SCRIPT_HEAD: u64 = 256;
-/// Bytes of an ELF header, for checking a candidate library cheaply.
-const ELF_HEAD: u64 = 64;
-/// Bytes of an ELF file read at most. Executables and libraries are far
-/// smaller; a bigger file is parsed from its first 256 MiB, which hold its
-/// headers and dynamic section in any file a linker wrote.
-const MAX_ELF_READ: u64 = 256 << 20;
+const SCRIPT_HEAD: usize = 256;
+/// Bytes read from the start of a program or library in one go: the `#!`
+/// line, the ELF header and program headers, and in small programs (most
+/// of coreutils) the `PT_INTERP` path and dynamic string table too, so that
+/// most files take two reads.
+const HEAD_LEN: u64 = 8192;
 /// ld.so's configuration, as ldconfig reads it.
 const LD_SO_CONF: &str = "/etc/ld.so.conf";
 /// ld.so's cache: the only way it finds libraries in `ld.so.conf`
@@ -164,10 +168,56 @@ pub struct Resolver {
     items: BTreeMap<String, HostItem>,
     /// Parsed ELF files, by resolved path.
     elves: HashMap<String, Arc<Dynamic>>,
+    /// What is at each path the walks met, relative to the sysroot.
+    nodes: HashMap<String, Node>,
+    /// Where each path given to [`Resolver::walk`] led.
+    walks: HashMap<String, Result<Walk, Failure>>,
+}
+
+/// What [`Resolver::walk`] learned of one path under the sysroot.
+#[derive(Clone, Debug)]
+enum Node {
+    /// Not a symlink: what `lstat(2)` said (for the sysroot itself,
+    /// `stat(2)`, which follows a symlink).
+    Meta(fs::Metadata),
+    /// A symlink, and its target as stored.
+    Link(String),
+    /// A symlink whose target cannot be read.
+    BadLink(Failure),
+    /// `lstat(2)` failed.
+    Failed(Failure),
+}
+
+/// A failed `lstat(2)` or `readlink(2)`, kept to be given again.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    /// The errno.
+    Os(i32),
+    /// A symlink target that is not UTF-8.
+    NotUtf8,
+    /// An error without an errno (none is expected from these calls).
+    Kind(io::ErrorKind),
+}
+
+impl Failure {
+    fn of(e: &io::Error) -> Failure {
+        e.raw_os_error()
+            .map_or(Failure::Kind(e.kind()), Failure::Os)
+    }
+
+    fn error(self) -> io::Error {
+        match self {
+            Failure::Os(errno) => io::Error::from_raw_os_error(errno),
+            Failure::NotUtf8 => {
+                io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8")
+            }
+            Failure::Kind(kind) => io::Error::from(kind),
+        }
+    }
 }
 
 /// Where a path led: the real path at the end and the symlinks on the way.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Walk {
     /// The resolved path relative to the sysroot, no leading slash.
     real: String,
@@ -322,6 +372,8 @@ struct Found {
     /// Found in an `ld.so.conf` directory that ld.so reaches only through
     /// its cache.
     via_conf: bool,
+    /// Its headers and dynamic section.
+    dynamic: Arc<Dynamic>,
 }
 
 impl Resolver {
@@ -339,6 +391,8 @@ impl Resolver {
             conf_dirs: Vec::new(),
             items: BTreeMap::new(),
             elves: HashMap::new(),
+            nodes: HashMap::new(),
+            walks: HashMap::new(),
         };
         let mut seen = HashSet::new();
         let mut dirs = Vec::new();
@@ -400,7 +454,7 @@ impl Resolver {
     }
 
     /// The first executable `name` in [`PROGRAM_DIRS`].
-    fn find_program(&self, name: &str) -> Result<String, Error> {
+    fn find_program(&mut self, name: &str) -> Result<String, Error> {
         for dir in PROGRAM_DIRS {
             let path = format!("{dir}/{name}");
             match self.walk(&path) {
@@ -452,9 +506,17 @@ impl Resolver {
                 path: self.host(&walk.real),
             });
         }
-        let head = read_capped(&self.host(&walk.real), SCRIPT_HEAD)?;
+        if let Some(dynamic) = self.elves.get(&walk.real) {
+            // Parsed before (a program given twice, a library as a
+            // program): an ELF file, not a script.
+            let dynamic = Arc::clone(dynamic);
+            self.commit(&walk);
+            return self.add_loaded(&walk.real, dynamic);
+        }
+        let (file, head) = self.read_head(&walk)?;
         if head.starts_with(b"#!") {
-            let interp = parse_shebang(&head).ok_or_else(|| Error::BadProgram {
+            let line = &head[..head.len().min(SCRIPT_HEAD)];
+            let interp = parse_shebang(line).ok_or_else(|| Error::BadProgram {
                 path: PathBuf::from(path),
                 problem: ProgramProblem::NoInterpreter,
             })?;
@@ -473,7 +535,7 @@ impl Resolver {
                 problem: ProgramProblem::NotExecutable,
             });
         }
-        let dynamic = self.load_elf(&walk.real)?;
+        let dynamic = self.parse_elf(&walk, &file, &head)?;
         self.commit(&walk);
         self.add_loaded(&walk.real, dynamic)
     }
@@ -516,7 +578,7 @@ impl Resolver {
                 let object = Object {
                     origin: parent(&found.path),
                     path: found.path,
-                    dynamic: self.load_elf(&found.walk.real)?,
+                    dynamic: found.dynamic,
                     loader: Some(loader),
                     follow: true,
                 };
@@ -556,7 +618,7 @@ impl Resolver {
         let object = Object {
             path: interp.to_owned(),
             origin: parent(interp),
-            dynamic: self.load_elf(&walk.real)?,
+            dynamic: self.load_elf(&walk)?,
             loader: None,
             follow: false,
         };
@@ -612,11 +674,12 @@ impl Resolver {
                     });
                 }
             };
-            if self.same_abi(&walk.real, &program.header)? {
+            if let Some(dynamic) = self.same_abi(&walk, &program.header)? {
                 return Ok(Found {
                     path,
                     walk,
                     via_conf: source == DirSource::Conf,
+                    dynamic,
                 });
             }
         }
@@ -675,35 +738,58 @@ impl Resolver {
         dirs
     }
 
-    /// True when the ELF file at resolved path `real` has `want`'s class,
-    /// byte order and machine; false when it has others or is not ELF.
-    fn same_abi(&self, real: &str, want: &elf::Header) -> Result<bool, Error> {
-        let header = match self.elves.get(real) {
-            Some(dynamic) => dynamic.header,
-            None => match elf::parse_header(&read_capped(&self.host(real), ELF_HEAD)?) {
-                Ok(header) => header,
-                Err(_) => return Ok(false),
-            },
+    /// The ELF file `walk` led to, parsed, when it has `want`'s class, byte
+    /// order and machine; `None` when it has others or is not ELF. Only a
+    /// file that matches is parsed past its header.
+    fn same_abi(&mut self, walk: &Walk, want: &elf::Header) -> Result<Option<Arc<Dynamic>>, Error> {
+        let same = |header: &elf::Header| {
+            (header.class, header.endian, header.e_machine)
+                == (want.class, want.endian, want.e_machine)
         };
-        Ok((header.class, header.endian, header.e_machine)
-            == (want.class, want.endian, want.e_machine))
+        if let Some(dynamic) = self.elves.get(&walk.real) {
+            return Ok(same(&dynamic.header).then(|| Arc::clone(dynamic)));
+        }
+        let (file, head) = self.read_head(walk)?;
+        match elf::parse_header(&head) {
+            Ok(header) if same(&header) => self.parse_elf(walk, &file, &head).map(Some),
+            _ => Ok(None),
+        }
     }
 
-    /// Parses the ELF file at resolved path `real`, once.
-    fn load_elf(&mut self, real: &str) -> Result<Arc<Dynamic>, Error> {
-        if let Some(dynamic) = self.elves.get(real) {
+    /// The ELF file `walk` led to, parsed once.
+    fn load_elf(&mut self, walk: &Walk) -> Result<Arc<Dynamic>, Error> {
+        if let Some(dynamic) = self.elves.get(&walk.real) {
             return Ok(Arc::clone(dynamic));
         }
-        let source = self.host(real);
-        let data = read_capped(&source, MAX_ELF_READ)?;
-        let dynamic = Arc::new(
-            elf::parse_dynamic(&data).map_err(|problem| Error::ParseElf {
-                path: source,
-                problem,
-            })?,
-        );
-        self.elves.insert(real.to_owned(), Arc::clone(&dynamic));
+        let (file, head) = self.read_head(walk)?;
+        self.parse_elf(walk, &file, &head)
+    }
+
+    /// Parses the ELF file `walk` led to, open as `file`, whose first bytes
+    /// are `head`, and remembers it by its resolved path.
+    fn parse_elf(&mut self, walk: &Walk, file: &File, head: &[u8]) -> Result<Arc<Dynamic>, Error> {
+        let path = self.host(&walk.real);
+        let dynamic = elf::read_dynamic(file, walk.meta.len(), head).map_err(|e| match e {
+            elf::Failure::Elf(problem) => Error::ParseElf { path, problem },
+            elf::Failure::Read(source) => Error::ReadFile { path, source },
+        })?;
+        let dynamic = Arc::new(dynamic);
+        self.elves.insert(walk.real.clone(), Arc::clone(&dynamic));
         Ok(dynamic)
+    }
+
+    /// Opens the regular file `walk` led to and reads its first
+    /// [`HEAD_LEN`] bytes (fewer if it is shorter).
+    fn read_head(&self, walk: &Walk) -> Result<(File, Vec<u8>), Error> {
+        let path = self.host(&walk.real);
+        let file = File::open(&path).map_err(|source| Error::OpenFile {
+            path: path.clone(),
+            source,
+        })?;
+        let len = HEAD_LEN.min(walk.meta.len());
+        let head =
+            elf::read_at(&file, 0, len).map_err(|source| Error::ReadFile { path, source })?;
+        Ok((file, head))
     }
 
     /// Adds `/etc/ld.so.cache`, through which ld.so finds libraries in
@@ -763,46 +849,56 @@ impl Resolver {
     /// a missing component), `ENOTDIR` when a non-directory has a component
     /// after it, `ELOOP` after [`MAX_SYMLINKS`] symlinks, `InvalidData` for a
     /// symlink target that is not UTF-8.
-    fn walk(&self, path: &str) -> io::Result<Walk> {
+    fn walk(&mut self, path: &str) -> io::Result<Walk> {
+        // The same path comes back for every program that needs the same
+        // library in the same directories.
+        if let Some(walked) = self.walks.get(path) {
+            return walked.clone().map_err(Failure::error);
+        }
+        let walked = self.walk_path(path);
+        self.walks.insert(path.to_owned(), walked.clone());
+        walked.map_err(Failure::error)
+    }
+
+    /// [`Resolver::walk`], the first time `path` is asked for.
+    fn walk_path(&mut self, path: &str) -> Result<Walk, Failure> {
         let mut real: Vec<String> = Vec::new();
         // Components still to resolve, the next one last.
         let mut todo: Vec<String> = components_reversed(path);
         let mut links = Vec::new();
         let mut followed = 0;
-        let mut meta = fs::metadata(&self.sysroot)?;
+        let mut meta = self.dir_meta("")?;
         while let Some(name) = todo.pop() {
             if !meta.is_dir() {
-                return Err(io::Error::from_raw_os_error(ENOTDIR));
+                return Err(Failure::Os(ENOTDIR));
             }
             if name == "." {
                 continue;
             }
             if name == ".." {
                 real.pop();
-                meta = fs::symlink_metadata(self.host(&real.join("/")))?;
+                meta = self.dir_meta(&real.join("/"))?;
                 continue;
             }
             let candidate = join(&real, &name);
-            let host = self.host(&candidate);
-            let this = fs::symlink_metadata(&host)?;
-            if !this.file_type().is_symlink() {
-                real.push(name);
-                meta = this;
-                continue;
-            }
+            let target = match self.node(&candidate) {
+                Node::Meta(this) => {
+                    meta = this.clone();
+                    real.push(name);
+                    continue;
+                }
+                Node::Failed(failure) => return Err(*failure),
+                Node::Link(target) => Ok(target.clone()),
+                Node::BadLink(failure) => Err(*failure),
+            };
             followed += 1;
             if followed > MAX_SYMLINKS {
-                return Err(io::Error::from_raw_os_error(ELOOP));
+                return Err(Failure::Os(ELOOP));
             }
-            let target = fs::read_link(&host)?
-                .into_os_string()
-                .into_string()
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8")
-                })?;
+            let target = target?;
             if target.starts_with('/') {
                 real.clear();
-                meta = fs::metadata(&self.sysroot)?;
+                meta = self.dir_meta("")?;
             }
             todo.extend(components_reversed(&target));
             links.push((candidate, target));
@@ -814,6 +910,50 @@ impl Resolver {
         })
     }
 
+    /// What is at `rel`, a path relative to the sysroot (`""`: the sysroot
+    /// itself), asking `lstat(2)` and, for a symlink, `readlink(2)` the
+    /// first time only.
+    fn node(&mut self, rel: &str) -> &Node {
+        if !self.nodes.contains_key(rel) {
+            let node = self.stat_node(rel);
+            self.nodes.insert(rel.to_owned(), node);
+        }
+        &self.nodes[rel]
+    }
+
+    /// Asks the kernel what is at `rel`, for [`Resolver::node`].
+    fn stat_node(&self, rel: &str) -> Node {
+        let host = self.host(rel);
+        // The sysroot may be a symlink to the tree; nothing under it is
+        // followed here.
+        let meta = if rel.is_empty() {
+            fs::metadata(&host)
+        } else {
+            fs::symlink_metadata(&host)
+        };
+        match meta {
+            Err(e) => Node::Failed(Failure::of(&e)),
+            Ok(meta) if meta.file_type().is_symlink() => match fs::read_link(&host) {
+                Ok(target) => match target.into_os_string().into_string() {
+                    Ok(target) => Node::Link(target),
+                    Err(_) => Node::BadLink(Failure::NotUtf8),
+                },
+                Err(e) => Node::BadLink(Failure::of(&e)),
+            },
+            Ok(meta) => Node::Meta(meta),
+        }
+    }
+
+    /// What [`Resolver::node`] says of `rel`, a directory the walk has
+    /// resolved already (or the sysroot), which is never a symlink.
+    fn dir_meta(&mut self, rel: &str) -> Result<fs::Metadata, Failure> {
+        match self.node(rel) {
+            Node::Meta(meta) => Ok(meta.clone()),
+            Node::Failed(failure) | Node::BadLink(failure) => Err(*failure),
+            Node::Link(_) => Err(Failure::Os(ENOTDIR)),
+        }
+    }
+
     /// Reads the `ld.so.conf` file at absolute `path` as ldconfig's
     /// `parse_conf` does, appending its directories to `dirs`: `#` starts a
     /// comment, `include PATTERN...` reads the files the glob(7) patterns
@@ -822,7 +962,7 @@ impl Resolver {
     /// (an `=TYPE` suffix and trailing slashes dropped). Files already read,
     /// by resolved path, are skipped, which also ends include loops.
     fn read_conf(
-        &self,
+        &mut self,
         path: &str,
         dirs: &mut Vec<String>,
         seen: &mut HashSet<String>,
@@ -879,7 +1019,7 @@ impl Resolver {
     /// The absolute paths under the sysroot matching glob(7) `pattern`,
     /// sorted. As glob(3) without `GLOB_ERR`, unreadable directories match
     /// nothing, and `*` and `?` do not match a leading dot.
-    fn glob(&self, pattern: &str) -> Vec<String> {
+    fn glob(&mut self, pattern: &str) -> Vec<String> {
         let mut matches = vec![String::new()];
         for part in pattern.split('/').filter(|p| !p.is_empty()) {
             if !part.contains(['*', '?', '[']) {
@@ -975,22 +1115,6 @@ fn parse_shebang(head: &[u8]) -> Option<String> {
         .split(|&b| b == b' ' || b == b'\t' || b == 0)
         .find(|word| !word.is_empty())?;
     String::from_utf8(interp.to_vec()).ok()
-}
-
-/// Reads at most `limit` bytes of the file at `path`.
-fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    let file = File::open(path).map_err(|source| Error::OpenFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut data = Vec::new();
-    file.take(limit)
-        .read_to_end(&mut data)
-        .map_err(|source| Error::ReadFile {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(data)
 }
 
 /// The absolute directories of a colon-separated `DT_RPATH` or
