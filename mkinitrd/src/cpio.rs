@@ -8,7 +8,8 @@
 //! [`DATA_ALIGN`] bytes or more starts at a multiple of [`DATA_ALIGN`] in the
 //! output, as dracut-cpio's `--data-align` does, so that a copy-on-write
 //! filesystem can share the file's extents with the host file
-//! ([`Writer::copy_file`] copies with `copy_file_range`).
+//! ([`Writer::copy_file`] into a [`BufWriter`] of a file copies with
+//! `copy_file_range`).
 //!
 //! [`Reader`] is `init/initramfs.c`'s state machine: it is fed input in any
 //! chunking, checks every length field before using it, and, like the kernel,
@@ -416,19 +417,14 @@ impl<W: Write> Writer<W> {
     }
 }
 
-impl Writer<BufWriter<&File>> {
+impl<W: FileSink> Writer<W> {
     /// Writes a regular file whose `size` bytes are the start of `data`,
-    /// copied from file to file in the kernel when the output is a file.
-    ///
-    /// Files of [`DATA_ALIGN`] bytes or more are copied by
-    /// [`crate::output::copy_into`] (`copy_file_range(2)`, which shares
-    /// extents on copy-on-write filesystems; the data is aligned for it),
-    /// after the buffer is flushed so that the header lands before the
-    /// data. Smaller files are read into the buffer, which costs fewer
-    /// syscalls. The bytes written are the same as [`Writer::write_file`]'s.
+    /// handed to the output whole ([`FileSink::append_file`]): no copy
+    /// through a buffer of the writer's. The bytes written are the same as
+    /// [`Writer::write_file`]'s.
     ///
     /// Errors: those of [`Writer::write_file`], and [`Error::CopyFile`]
-    /// when the kernel's copy fails (its errno does not say which end).
+    /// when a copy in the kernel fails (its errno does not say which end).
     pub fn copy_file(
         &mut self,
         name: &str,
@@ -437,16 +433,18 @@ impl Writer<BufWriter<&File>> {
         size: u64,
         data: &File,
     ) -> Result<(), Error> {
-        if size < DATA_ALIGN {
-            return self.write_file(name, mode, mtime, size, &mut &*data);
-        }
         self.write_file_header(name, mode, mtime, size)?;
-        self.out.flush().map_err(write_error)?;
-        let copied =
-            copy_into(self.out.get_ref(), data, size).map_err(|source| Error::CopyFile {
+        let copied = self.out.append_file(data, size).map_err(|e| match e {
+            SinkError::Read(source) => Error::ReadFile {
                 path: name.into(),
                 source,
-            })?;
+            },
+            SinkError::Write(source) => write_error(source),
+            SinkError::Copy(source) => Error::CopyFile {
+                path: name.into(),
+                source,
+            },
+        })?;
         self.offset += copied;
         if copied < size {
             return Err(Error::FileChanged {
@@ -456,6 +454,62 @@ impl Writer<BufWriter<&File>> {
         }
         self.write_padding(ALIGN)
     }
+}
+
+/// An output that takes the data of a host file whole, for
+/// [`Writer::copy_file`]: a file, which copies it in the kernel, or a
+/// buffer that reads it straight in (`crate::write` has one).
+pub trait FileSink: Write {
+    /// Appends the `len` bytes of `file` that follow its position, and
+    /// returns how many it appended: fewer only when `file` ends first.
+    fn append_file(&mut self, file: &File, len: u64) -> Result<u64, SinkError>;
+}
+
+/// Why a [`FileSink`] failed.
+#[derive(Debug)]
+pub enum SinkError {
+    /// Reading the host file failed.
+    Read(io::Error),
+    /// Writing the output failed.
+    Write(io::Error),
+    /// A copy in the kernel failed: its errno does not say which end.
+    Copy(io::Error),
+}
+
+impl FileSink for BufWriter<&File> {
+    /// Files of [`DATA_ALIGN`] bytes or more are copied by
+    /// [`crate::output::copy_into`] (`copy_file_range(2)`, which shares
+    /// extents on copy-on-write filesystems; the data is aligned for it),
+    /// after the buffer is flushed so that the header lands before the
+    /// data. Smaller files are read into the buffer, which costs fewer
+    /// syscalls.
+    fn append_file(&mut self, file: &File, len: u64) -> Result<u64, SinkError> {
+        if len < DATA_ALIGN {
+            return read_into(self, file, len);
+        }
+        self.flush().map_err(SinkError::Write)?;
+        copy_into(self.get_ref(), file, len).map_err(SinkError::Copy)
+    }
+}
+
+/// Appends up to `len` bytes of `file` to `out` through a buffer; fewer
+/// only when `file` ends first.
+fn read_into(out: &mut impl Write, mut file: &File, len: u64) -> Result<u64, SinkError> {
+    // Files below DATA_ALIGN come here: one read of them fits.
+    let mut buf = [0; 4096];
+    let mut copied = 0;
+    while copied < len {
+        let want = usize::try_from(len - copied).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SinkError::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(SinkError::Write)?;
+        copied += n as u64;
+    }
+    Ok(copied)
 }
 
 /// The c_namesize that makes the data of an entry whose header starts at

@@ -27,13 +27,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::mem;
 use std::num::NonZeroUsize;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
+use crate::cpio::{FileSink, SinkError};
 use crate::error::Error;
 
 /// Magic at the start of the legacy format (ARCHIVE_MAGICNUMBER in
@@ -112,11 +114,12 @@ impl Lz4Options {
 /// under way, so small images start none) and written in order as soon as
 /// they are done. At most that many blocks are compressed at once, besides
 /// the one being filled, so memory stays at about 17 MiB per thread.
-/// Input buffers are reused; each block is compressed into a new Vec by
-/// `lz4_flex::block::compress`, which touches only the pages of the
-/// compressed bytes (a reused `compress_into` buffer would first be zeroed
-/// to the 9 MB bound, which costs more than it saves on images of a few
-/// blocks: 56 ms against 52 ms for a 20 MB image on 2 threads).
+/// Input and output buffers are reused, and allocated zeroed, which costs
+/// only the pages that are used: a new 8 MiB buffer costs 2048 page faults
+/// when first filled. As a [`FileSink`], it reads host files straight into
+/// the block being filled, which starts 64 bytes into a page (see
+/// `crate::write`: copies between page-aligned addresses are slow on some
+/// CPUs).
 /// Call [`Lz4Writer::finish`] to write the last block: dropping the writer
 /// loses it. `flush` writes every completed block and flushes `W` but keeps
 /// a partial block, so flushing does not change the output.
@@ -136,21 +139,79 @@ impl Lz4Options {
 /// ```
 pub struct Lz4Writer<W: Write> {
     out: W,
-    /// The block being filled, up to [`BLOCK_SIZE`] bytes.
-    chunk: Vec<u8>,
+    /// The block being filled, up to [`BLOCK_SIZE`] bytes; allocated when
+    /// the first byte comes.
+    chunk: Option<Input>,
     /// Blocks allowed under way at once; 1 compresses on the caller's thread.
     threads: usize,
     /// The worker threads, once a second block is under way.
     pool: Option<Pool>,
     /// Results of the blocks under way, oldest first.
     in_flight: VecDeque<mpsc::Receiver<Done>>,
-    /// Input buffers of finished blocks, for reuse: a new 8 MiB buffer
-    /// costs 2048 page faults when first filled.
-    spare_inputs: Vec<Vec<u8>>,
+    /// Input buffers of finished blocks, for reuse.
+    spare_inputs: Vec<Input>,
+    /// Output buffers of written blocks, for reuse.
+    spare_outputs: Vec<Vec<u8>>,
     /// The magic has been written.
     started: bool,
     /// A write failed; the output is incomplete.
     broken: bool,
+}
+
+/// The input of one block: [`BLOCK_SIZE`] bytes that start [`INPUT_SKEW`]
+/// bytes into a page, `len` of them filled.
+struct Input {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+/// Where in a page block inputs start; see `crate::write`'s `BLOCK_SKEW`.
+const INPUT_SKEW: usize = 64;
+/// The page size the skew is counted in.
+const PAGE: usize = 4096;
+
+impl Input {
+    fn new() -> Input {
+        let buf = vec![0; BLOCK_SIZE + PAGE];
+        let start = (PAGE + INPUT_SKEW - buf.as_ptr().addr() % PAGE) % PAGE;
+        Input { buf, start, len: 0 }
+    }
+
+    /// The filled bytes.
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    /// The unfilled rest, at most `max` bytes of it.
+    fn room(&mut self, max: usize) -> &mut [u8] {
+        let from = self.start + self.len;
+        let len = max.min(BLOCK_SIZE - self.len);
+        &mut self.buf[from..from + len]
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == BLOCK_SIZE
+    }
+}
+
+/// Compresses `input` into `output`, a buffer reused from block to block
+/// (allocated on first use), and returns the compressed length.
+fn compress_block(input: &[u8], output: &mut Vec<u8>) -> usize {
+    // lz4_flex wants room for its own bound, a little over the format's.
+    let bound = lz4_flex::block::get_maximum_output_size(BLOCK_SIZE);
+    if output.len() < bound {
+        *output = vec![0; bound];
+    }
+    match lz4_flex::block::compress_into(input, output) {
+        Ok(len) => len,
+        // Only a short output fails, which the bound rules out; the
+        // allocating call cannot fail at all.
+        Err(_) => {
+            *output = lz4_flex::block::compress(input);
+            output.len()
+        }
+    }
 }
 
 impl<W: Write> Lz4Writer<W> {
@@ -163,11 +224,12 @@ impl<W: Write> Lz4Writer<W> {
     pub fn with_options(out: W, options: &Lz4Options) -> Lz4Writer<W> {
         Lz4Writer {
             out,
-            chunk: Vec::new(),
+            chunk: None,
             threads: options.thread_count(),
             pool: None,
             in_flight: VecDeque::new(),
             spare_inputs: Vec::new(),
+            spare_outputs: Vec::new(),
             started: false,
             broken: false,
         }
@@ -189,12 +251,12 @@ impl<W: Write> Lz4Writer<W> {
     /// The last block, every block under way, the magic if it is still
     /// missing, and a flush.
     fn write_rest(&mut self) -> io::Result<()> {
-        if !self.chunk.is_empty() {
+        if let Some(chunk) = self.chunk.take_if(|chunk| chunk.len > 0) {
             if self.in_flight.is_empty() {
                 // Nothing else is under way: no thread needed.
-                self.compress_here()?;
+                self.compress_here(chunk)?;
             } else {
-                self.submit()?;
+                self.submit(chunk)?;
             }
         }
         self.drain()?;
@@ -202,37 +264,37 @@ impl<W: Write> Lz4Writer<W> {
         self.out.flush()
     }
 
-    /// Hands the full chunk to a worker, or compresses it here with one
+    /// Hands a full chunk to a worker, or compresses it here with one
     /// thread, then writes finished blocks so that at most `threads` stay
     /// under way.
-    fn send_chunk(&mut self) -> io::Result<()> {
+    fn send_chunk(&mut self, chunk: Input) -> io::Result<()> {
         if self.threads == 1 {
-            return self.compress_here();
+            return self.compress_here(chunk);
         }
-        self.submit()?;
+        self.submit(chunk)?;
         while self.in_flight.len() > self.threads {
             self.write_oldest()?;
         }
         Ok(())
     }
 
-    /// Compresses the chunk on this thread and writes it.
-    fn compress_here(&mut self) -> io::Result<()> {
-        let block = lz4_flex::block::compress(&self.chunk);
-        self.chunk.clear();
-        self.write_block(&block)
+    /// Compresses `chunk` on this thread and writes it.
+    fn compress_here(&mut self, mut chunk: Input) -> io::Result<()> {
+        let mut output = self.spare_outputs.pop().unwrap_or_default();
+        let len = compress_block(chunk.data(), &mut output);
+        let written = self.write_block(&output[..len]);
+        chunk.len = 0;
+        self.spare_inputs.push(chunk);
+        self.spare_outputs.push(output);
+        written
     }
 
-    /// Sends the chunk to the pool (starting a worker if all are busy).
-    fn submit(&mut self) -> io::Result<()> {
-        let next = self
-            .spare_inputs
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BLOCK_SIZE));
-        let input = mem::replace(&mut self.chunk, next);
+    /// Sends `chunk` to the pool (starting a worker if all are busy).
+    fn submit(&mut self, chunk: Input) -> io::Result<()> {
+        let output = self.spare_outputs.pop().unwrap_or_default();
         let busy = self.in_flight.len();
         let pool = self.pool.get_or_insert_with(Pool::new);
-        let reply = pool.submit(input, busy, self.threads)?;
+        let reply = pool.submit(chunk, output, busy, self.threads)?;
         self.in_flight.push_back(reply);
         Ok(())
     }
@@ -253,11 +315,12 @@ impl<W: Write> Lz4Writer<W> {
         let done = reply
             .recv()
             .map_err(|_| io::Error::other("an LZ4 compression thread died"))?;
-        self.write_block(&done.block)?;
+        let written = self.write_block(&done.output[..done.len]);
         let mut input = done.input;
-        input.clear();
+        input.len = 0;
         self.spare_inputs.push(input);
-        Ok(())
+        self.spare_outputs.push(done.output);
+        written
     }
 
     /// Writes one compressed block, after the magic: its size, then it.
@@ -286,26 +349,36 @@ impl<W: Write> Lz4Writer<W> {
         }
         Ok(())
     }
+
+    /// The block being filled, with room in it, after a check that the
+    /// writer works: a full one is sent first. An error breaks the writer.
+    fn room(&mut self) -> io::Result<&mut Input> {
+        self.check_broken()?;
+        // A full chunk is sent only when more input comes (or at finish),
+        // so that an error here consumes no input.
+        if let Some(chunk) = self.chunk.take_if(|chunk| chunk.is_full()) {
+            let sent = self.send_chunk(chunk);
+            self.broken |= sent.is_err();
+            sent?;
+        }
+        let spare = &mut self.spare_inputs;
+        Ok(self
+            .chunk
+            .get_or_insert_with(|| spare.pop().unwrap_or_else(Input::new)))
+    }
 }
 
 impl<W: Write> Write for Lz4Writer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.check_broken()?;
         if buf.is_empty() {
+            self.check_broken()?;
             return Ok(0);
         }
-        // A full chunk is sent only when more input comes (or at finish),
-        // so that an error here consumes nothing of `buf`.
-        if self.chunk.len() == BLOCK_SIZE {
-            let sent = self.send_chunk();
-            self.broken |= sent.is_err();
-            sent?;
-        }
-        if self.chunk.capacity() == 0 {
-            self.chunk.reserve_exact(BLOCK_SIZE);
-        }
-        let n = buf.len().min(BLOCK_SIZE - self.chunk.len());
-        self.chunk.extend_from_slice(&buf[..n]);
+        let chunk = self.room()?;
+        let room = chunk.room(buf.len());
+        let n = room.len();
+        room.copy_from_slice(&buf[..n]);
+        chunk.len += n;
         Ok(n)
     }
 
@@ -317,15 +390,40 @@ impl<W: Write> Write for Lz4Writer<W> {
     }
 }
 
-/// A compressed block coming back from a worker, with its input buffer.
+impl<W: Write> FileSink for Lz4Writer<W> {
+    /// Reads `file` straight into the blocks.
+    fn append_file(&mut self, mut file: &File, len: u64) -> Result<u64, SinkError> {
+        let mut copied = 0;
+        while copied < len {
+            let left = usize::try_from(len - copied).unwrap_or(usize::MAX);
+            let chunk = self.room().map_err(SinkError::Write)?;
+            match file.read(chunk.room(left)) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.len += n;
+                    copied += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SinkError::Read(e)),
+            }
+        }
+        Ok(copied)
+    }
+}
+
+/// A compressed block coming back from a worker, with its buffers.
 struct Done {
-    input: Vec<u8>,
-    block: Vec<u8>,
+    input: Input,
+    /// The compressed block is its first `len` bytes.
+    output: Vec<u8>,
+    len: usize,
 }
 
 /// A block for a worker to compress.
 struct Job {
-    input: Vec<u8>,
+    input: Input,
+    /// Where to compress it: a buffer to reuse, or empty.
+    output: Vec<u8>,
     reply: mpsc::Sender<Done>,
 }
 
@@ -354,7 +452,8 @@ impl Pool {
     /// result will come.
     fn submit(
         &mut self,
-        input: Vec<u8>,
+        input: Input,
+        output: Vec<u8>,
         busy: usize,
         max: usize,
     ) -> io::Result<mpsc::Receiver<Done>> {
@@ -371,7 +470,11 @@ impl Pool {
             }
         }
         let (reply, result) = mpsc::channel();
-        let job = Job { input, reply };
+        let job = Job {
+            input,
+            output,
+            reply,
+        };
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
         match sent {
             Some(Ok(())) => Ok(result),
@@ -397,14 +500,15 @@ fn run_worker(queue: &Mutex<mpsc::Receiver<Job>>) {
         // The lock is held only while waiting for a job, not while
         // compressing it. A poisoned lock still guards a valid receiver.
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(job) = job else {
+        let Ok(mut job) = job else {
             return;
         };
-        let block = lz4_flex::block::compress(&job.input);
+        let len = compress_block(job.input.data(), &mut job.output);
         // The writer may be gone (dropped after an error): nothing to do.
         let _ = job.reply.send(Done {
             input: job.input,
-            block,
+            output: job.output,
+            len,
         });
     }
 }

@@ -3,6 +3,16 @@
 //! when it is complete. A failed run leaves no partial image and never
 //! replaces a good one. Host file data is copied into the output in the
 //! kernel ([`copy_into`]).
+//!
+//! An existing output is replaced by exchanging it with the finished file
+//! (`renameat2(RENAME_EXCHANGE)`) and unlinking the old one, not by
+//! `rename(2)` over it: on ext4, a rename over an existing file makes the
+//! kernel start writeback of the whole new file inside the call
+//! (`auto_da_alloc`, ext4(5)), which took 20 ms of a 50 ms run for a 25 MB
+//! image; the exchange and unlink take 3 ms, mostly freeing the old file's
+//! blocks. Like the missing fsync, this trades durability for speed: after
+//! a power cut just after a run, the image may be empty, as after any
+//! unsynced write.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, Permissions};
@@ -59,7 +69,7 @@ pub fn write_atomically(
                 })
         })
         .and_then(|()| {
-            fs::rename(&temp, path).map_err(|source| Error::RenameOutput {
+            replace(&temp, path).map_err(|source| Error::RenameOutput {
                 from: temp.clone(),
                 to: path.to_path_buf(),
                 source,
@@ -71,6 +81,30 @@ pub fn write_atomically(
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Puts the file `temp` at `path` in one step, as `rename(2)` does, and
+/// removes what was at `path`, if anything.
+///
+/// The two names are exchanged first (`RENAME_EXCHANGE`, Linux 3.15), then
+/// `temp`, now the old file, is unlinked: see the module doc for why. Where
+/// the exchange fails (nothing at `path` yet, a filesystem without it) this
+/// is `rename(2)`, which reports any real problem. When the old entry
+/// cannot be unlinked (a directory, which `rename(2)` refuses to replace
+/// with a file), the exchange is undone and `rename(2)` gives the error.
+///
+/// # References
+/// - [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html)
+fn replace(temp: &Path, path: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    if renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE).is_err() {
+        return fs::rename(temp, path);
+    }
+    if fs::remove_file(temp).is_ok() {
+        return Ok(());
+    }
+    renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE)?;
+    fs::rename(temp, path)
 }
 
 /// Creates `.NAME.tmpPID` (or `.NAME.tmpPID.N` if that exists) beside `path`.
@@ -225,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn an_existing_output_is_replaced_and_nothing_is_left_behind() {
+        let tmp = TempDir::new("output-replace");
+        let path = tmp.write("init.cpio", b"old image");
+        let other = tmp.write("other", b"other");
+        fs::hard_link(&path, tmp.path().join("old-link")).unwrap();
+        write_atomically(&path, write_bytes(b"new")).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        // Another name of the old file keeps the old content.
+        assert_eq!(fs::read(tmp.path().join("old-link")).unwrap(), b"old image");
+        assert_eq!(dir_names(tmp.path()), ["init.cpio", "old-link", "other"]);
+        // A symlink at the destination is replaced, not followed.
+        let link = tmp.path().join("link.cpio");
+        std::os::unix::fs::symlink(&other, &link).unwrap();
+        write_atomically(&link, write_bytes(b"via link")).unwrap();
+        assert!(!fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(fs::read(&link).unwrap(), b"via link");
+        assert_eq!(fs::read(&other).unwrap(), b"other");
+    }
+
+    #[test]
     fn failure_leaves_the_old_file_and_no_temp_file() {
         let tmp = TempDir::new("output-fail");
         let path = tmp.write("init.cpio", b"good image");
@@ -307,8 +361,17 @@ mod tests {
         let tmp = TempDir::new("output-isdir");
         let path = tmp.path().join("image");
         fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"kept").unwrap();
         let err = write_atomically(&path, write_bytes(b"x")).unwrap_err();
         assert!(matches!(err, Error::RenameOutput { .. }), "{err}");
         assert_eq!(dir_names(tmp.path()), ["image"]);
+        assert_eq!(fs::read(path.join("inside")).unwrap(), b"kept");
+        // An empty directory too: unlink(2) refuses it as rename(2) does.
+        let empty = tmp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let err = write_atomically(&empty, write_bytes(b"x")).unwrap_err();
+        assert!(err.to_string().ends_with("Is a directory"), "{err}");
+        assert!(fs::metadata(&empty).unwrap().is_dir());
+        assert_eq!(dir_names(tmp.path()), ["empty", "image"]);
     }
 }
