@@ -24,7 +24,7 @@
 //! candidate is taken only if its ELF class, byte order and machine are the
 //! program's; others are skipped, as ld.so skips them. In search paths,
 //! `$ORIGIN`, `$LIB` and `$PLATFORM` (also braced) are expanded as glibc does
-//! on Debian ([`dst_values`]); an entry that stays relative would be
+//! on Debian (`dst_values`); an entry that stays relative would be
 //! relative to the runtime working directory, which the image does not
 //! know, so it is skipped. glibc-hwcaps and legacy hwcap subdirectories are
 //! not searched: the baseline library found instead runs on any CPU.

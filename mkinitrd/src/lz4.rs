@@ -117,9 +117,9 @@ impl Lz4Options {
 /// Input and output buffers are reused, and allocated zeroed, which costs
 /// only the pages that are used: a new 8 MiB buffer costs 2048 page faults
 /// when first filled. As a [`FileSink`], it reads host files straight into
-/// the block being filled, which starts 64 bytes into a page (see
-/// `crate::write`: copies between page-aligned addresses are slow on some
-/// CPUs).
+/// the block being filled, which starts off a page boundary
+/// (`crate::cpio::BUFFER_SKEW`: copies between page-aligned addresses
+/// are slow on some CPUs).
 /// Call [`Lz4Writer::finish`] to write the last block: dropping the writer
 /// loses it. `flush` writes every completed block and flushes `W` but keeps
 /// a partial block, so flushing does not change the output.
@@ -158,23 +158,17 @@ pub struct Lz4Writer<W: Write> {
     broken: bool,
 }
 
-/// The input of one block: [`BLOCK_SIZE`] bytes that start [`INPUT_SKEW`]
-/// bytes into a page, `len` of them filled.
+/// The input of one block: [`BLOCK_SIZE`] bytes that start
+/// [`crate::cpio::BUFFER_SKEW`] bytes into a page, `len` of them filled.
 struct Input {
     buf: Vec<u8>,
     start: usize,
     len: usize,
 }
 
-/// Where in a page block inputs start; see `crate::write`'s `BLOCK_SKEW`.
-const INPUT_SKEW: usize = 64;
-/// The page size the skew is counted in.
-const PAGE: usize = 4096;
-
 impl Input {
     fn new() -> Input {
-        let buf = vec![0; BLOCK_SIZE + PAGE];
-        let start = (PAGE + INPUT_SKEW - buf.as_ptr().addr() % PAGE) % PAGE;
+        let (buf, start) = crate::cpio::skewed_buffer(BLOCK_SIZE);
         Input { buf, start, len: 0 }
     }
 

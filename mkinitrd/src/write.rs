@@ -16,7 +16,7 @@
 //!   writes by a second thread while the next blocks are read. That is two
 //!   copies instead of one, but `copy_file_range` copies between
 //!   page-aligned addresses, the slow case of `rep movsb` on some x86 CPUs,
-//!   and the blocks are placed to avoid it (`BLOCK_SKEW`): for a 25 MB
+//!   and the blocks are placed to avoid it (`cpio::BUFFER_SKEW`): for a 25 MB
 //!   image on ext4 (AMD EPYC, 2 cores) 18 ms against 29 ms, and 20 to 23 ms
 //!   with the writes on the reading thread.
 
@@ -38,14 +38,6 @@ const WRITE_BUF: usize = 128 * 1024;
 /// the CPU's cache between the read and the write (1 MiB blocks took 1 ms
 /// more for a 25 MB image, 4 MiB ones 3 ms).
 const BLOCK_LEN: usize = 256 * 1024;
-/// Where in a page each block starts. Host file data is page-aligned in
-/// the page cache and in the archive ([`cpio::DATA_ALIGN`]), and on some
-/// x86 CPUs a copy between addresses at the same offset in their pages is
-/// several times slower: reading 25 MB into a page-aligned buffer took
-/// 13 ms, into one 64 bytes further 4.8 ms (AMD EPYC, `rep movsb`).
-const BLOCK_SKEW: usize = 64;
-/// The page size the skew is counted in.
-const PAGE: usize = 4096;
 /// `f_type` of ext2, ext3 and ext4 (`EXT4_SUPER_MAGIC`,
 /// include/uapi/linux/magic.h).
 const EXT4_SUPER_MAGIC: u64 = 0xEF53;
@@ -275,7 +267,8 @@ struct Blocks<'f> {
 /// Blocks in use at once: one filling, the others queued or being written.
 const BLOCKS: usize = 4;
 
-/// One block, from `start`, which is [`BLOCK_SKEW`] bytes into a page.
+/// One block, from `start`, which is [`cpio::BUFFER_SKEW`] bytes into a
+/// page.
 struct Block {
     buf: Vec<u8>,
     start: usize,
@@ -285,8 +278,7 @@ struct Block {
 
 impl Block {
     fn new() -> Block {
-        let buf = vec![0; BLOCK_LEN + PAGE];
-        let start = (PAGE + BLOCK_SKEW - buf.as_ptr().addr() % PAGE) % PAGE;
+        let (buf, start) = cpio::skewed_buffer(BLOCK_LEN);
         Block {
             buf,
             start,
@@ -588,7 +580,7 @@ mod tests {
         let file = File::create(tmp.path().join("out")).unwrap();
         let mut blocks = Blocks::new(&file);
         let at = blocks.room(1).as_ptr().addr();
-        assert_eq!(at % PAGE, BLOCK_SKEW);
+        assert_eq!(at % cpio::PAGE, cpio::BUFFER_SKEW);
         assert_eq!(blocks.room(usize::MAX).len(), BLOCK_LEN);
     }
 
