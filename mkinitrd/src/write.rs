@@ -286,6 +286,15 @@ impl Block {
         }
     }
 
+    /// A block with no buffer, to put in place of one taken out.
+    fn empty() -> Block {
+        Block {
+            buf: Vec::new(),
+            start: 0,
+            filled: 0,
+        }
+    }
+
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.filled]
     }
@@ -388,25 +397,29 @@ impl<'f> Blocks<'f> {
 
     /// Writes the last block and waits for every write.
     fn finish(mut self) -> io::Result<()> {
+        let last = std::mem::replace(&mut self.block, Block::empty());
         match self.writer.take() {
             Some(writer) => {
-                writer
-                    .full
-                    .send(std::mem::replace(
-                        &mut self.block,
-                        Block {
-                            buf: Vec::new(),
-                            start: 0,
-                            filled: 0,
-                        },
-                    ))
-                    .ok();
+                // A send fails only when the thread stopped on an error,
+                // which join gives.
+                let _ = writer.full.send(last);
                 writer.join()
             }
             None => {
                 let mut out = self.out;
-                out.write_all(self.block.data())
+                out.write_all(last.data())
             }
+        }
+    }
+}
+
+impl Drop for Blocks<'_> {
+    /// After an error elsewhere (a host file that cannot be read), the
+    /// writer thread is stopped and waited for, so that nothing writes to
+    /// the output once the error is reported.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
     }
 }
