@@ -184,6 +184,12 @@ impl<const BYTES: usize, const COUNT: usize> CStrList<BYTES, COUNT> {
         Ok(())
     }
 
+    /// Empties the list, keeping its storage.
+    pub fn clear(&mut self) {
+        self.used = 0;
+        self.count = 0;
+    }
+
     /// The strings, in order.
     pub fn iter(&self) -> impl Iterator<Item = &CStr> + Clone {
         self.starts[..self.count].iter().map(|&start| {
@@ -254,6 +260,11 @@ mod tests {
         list.push(&[b"z"]).unwrap();
         assert_eq!(list.push(&[b"y"]), Err(Errno::TOOBIG));
         assert_eq!(list.len(), 3);
+        list.clear();
+        assert!(list.is_empty());
+        list.push(&[b"0123456789abcd"]).unwrap();
+        let all: Vec<_> = list.iter().map(|s| s.to_bytes().to_vec()).collect();
+        assert_eq!(all, [b"0123456789abcd".to_vec()]);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::fsutil::read_file;
 
 /// Puts the console on fds 0-2. Nothing can be reported if this fails, so
 /// failures are ignored: the boot goes on silently, as the kernel's does.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn setup_stdio() {
     let console = match open_console() {
         Ok(fd) => fd,

@@ -16,19 +16,25 @@ use crate::boot::{Boot, fatal};
 use crate::log::{debug, warning};
 use crate::rt;
 
-/// Room for the argument vector built from the command line.
-type Argv = CStrList<8192, 256>;
-/// Room for the environment: the kernel's (at most 32 variables, as
-/// MAX_INIT_ENVS in init/main.c) and rapido's MACs.
-type Env = CStrList<4096, 48>;
+/// Most arguments passed to the real init.
+const ARGV_MAX: usize = 256;
+/// Room for the argument vector built from the command line, itself at
+/// most 4096 bytes (COMMAND_LINE_SIZE; 2048 on x86).
+type Argv = CStrList<4096, ARGV_MAX>;
+/// Most environment variables: the kernel's (at most 32, MAX_INIT_ENVS in
+/// init/main.c) and rapido's MACs.
+const ENV_MAX: usize = 48;
+type Env = CStrList<4096, ENV_MAX>;
 
 /// Hands PID 1 over; returns only through a fatal error.
 pub fn exec_init(boot: &Boot<'_>, kernel_env: &[&CStr]) -> ! {
     let mut env = Env::new();
     crate::identity::environment(boot, kernel_env, &mut env);
     let env = &env;
+    // Filled in place: returned by value, a list is copied whole.
+    let mut argv = Argv::new();
     if let Some(path) = boot.cmdline.init {
-        let argv = build_argv(boot, path);
+        build_argv(boot, path, &mut argv);
         let errno = exec(boot, &argv, env);
         fatal!(
             boot,
@@ -42,7 +48,7 @@ pub fn exec_init(boot: &Boot<'_>, kernel_env: &[&CStr]) -> ! {
         if access(candidate, Access::EXEC_OK).is_err() {
             continue;
         }
-        let argv = build_argv(boot, candidate.to_bytes());
+        build_argv(boot, candidate.to_bytes(), &mut argv);
         let errno = exec(boot, &argv, env);
         warning!(
             boot.log,
@@ -59,8 +65,8 @@ pub fn exec_init(boot: &Boot<'_>, kernel_env: &[&CStr]) -> ! {
 }
 
 /// argv: the program as named, then the command line's words after `--`.
-fn build_argv(boot: &Boot<'_>, path: &[u8]) -> Argv {
-    let mut argv = Argv::new();
+fn build_argv(boot: &Boot<'_>, path: &[u8], argv: &mut Argv) {
+    argv.clear();
     if let Err(errno) = argv.push(&[path]) {
         fatal!(boot, "cannot execute {}: {}", Show(path), Text(errno));
     }
@@ -79,7 +85,6 @@ fn build_argv(boot: &Boot<'_>, path: &[u8]) -> Argv {
             );
         }
     }
-    argv
 }
 
 fn exec(boot: &Boot<'_>, argv: &Argv, env: &Env) -> Errno {
@@ -88,7 +93,7 @@ fn exec(boot: &Boot<'_>, argv: &Argv, env: &Env) -> Errno {
     };
     debug!(boot.log, "handing PID 1 to {}", Show(path.to_bytes()));
     boot.report(Status::Handover);
-    rt::execve(path, argv.iter(), env.iter())
+    rt::execve::<{ ARGV_MAX + 1 }, { ENV_MAX + 1 }>(path, argv.iter(), env.iter())
 }
 
 fn exec_hint(errno: Errno) -> &'static [u8] {

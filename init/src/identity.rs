@@ -23,6 +23,7 @@ const MAC_DIR: &[u8] = b"/run/rapido";
 /// /run, which moves into the root with it), and lo brought up by a child
 /// so the kernel's work for it (~15 ms under TCG) overlaps the root mount;
 /// [`wait_for_loopback`] waits for it before step 9.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn apply(boot: &Boot<'_>) -> Option<Pid> {
     let line = &boot.cmdline;
     let mut buf = [0u8; UTS_MAX * 2];
@@ -94,6 +95,7 @@ pub fn apply(boot: &Boot<'_>) -> Option<Pid> {
 
 /// Waits for the child [`apply`] started: lo is up before the real init or
 /// the command runs.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn wait_for_loopback(boot: &Boot<'_>, child: Option<Pid>) {
     let Some(child) = child else { return };
     loop {
@@ -169,6 +171,7 @@ fn valid_mac(boot: &Boot<'_>, entry: &init::cmdline::Mac<'_>) -> bool {
 
 /// In the new root: /etc/machine-id from `systemd.machine_id=` when the
 /// root is writable (a read-only root keeps its own).
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn write_machine_id(boot: &Boot<'_>) {
     let Some(id) = boot.cmdline.machine_id else {
         return;

@@ -6,6 +6,11 @@
 //!
 //! `main` is SPEC §3.1 in order, one call per step. Any fatal error prints
 //! one line and powers the VM off: PID 1 never exits and never hangs.
+//!
+//! The steps are `#[inline(never)]`: inlined, their locals would all sit
+//! in `main`'s frame, whose every page is probed (faulted in) at entry.
+//! Big buffers live in .bss instead (see `rt::take_once`). Under TCG each
+//! page fault and each byte copied shows in the boot time.
 
 #![no_std]
 #![no_main]
@@ -33,10 +38,6 @@ use init::plan::API_MOUNTS;
 use boot::Boot;
 use log::debug;
 
-/// Room for /proc/cmdline (COMMAND_LINE_SIZE is 2048 on x86, 4096 at most
-/// on other architectures).
-const CMDLINE_SIZE: usize = 8192;
-
 /// Called by `rt::_start` with the environment the kernel gave init.
 fn main(env: &[&CStr]) -> ! {
     // 1. stdio on /dev/console, before anything can print.
@@ -48,8 +49,7 @@ fn main(env: &[&CStr]) -> ! {
     mounts::mount_api_filesystems(&boot, &API_MOUNTS[..1]);
 
     // 3. The command line decides verbosity, root and hand-over.
-    let mut text = [0u8; CMDLINE_SIZE];
-    let text = mounts::read_cmdline(&boot, &mut text);
+    let text = mounts::read_cmdline(&boot, rt::cmdline_buffer());
     boot.set_cmdline(Cmdline::parse(text));
     debug!(
         boot.log,

@@ -15,11 +15,7 @@ use rustix::io::Errno;
 
 use crate::boot::Boot;
 use crate::log::{debug, now_us, warning};
-
-/// Room for module file names: about 3000 names of typical length, far
-/// beyond any initramfs (a full distribution image has a few hundred).
-const NAME_BYTES: usize = 64 * 1024;
-const MAX_MODULES: usize = 4096;
+use crate::rt::{self, ModuleNames};
 
 /// finit_module flag: the file is compressed, the kernel decompresses it
 /// (include/uapi/linux/module.h, Linux 5.17). Without
@@ -46,6 +42,7 @@ pub struct Loaded {
 
 /// Loads the bundled modules. A failure is reported with the module's name
 /// and errno text, and the boot goes on: the module may not be needed.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn load_modules(boot: &Boot<'_>) -> Loaded {
     let mut loaded = Loaded {
         failed: Names::new(),
@@ -75,7 +72,8 @@ pub fn load_modules(boot: &Boot<'_>) -> Loaded {
             return loaded;
         }
     };
-    let names = read_module_names(boot, &dir);
+    let names = rt::module_names();
+    read_module_names(boot, &dir, names);
     let start = now_us();
     for name in names.iter() {
         let begin = now_us();
@@ -110,9 +108,10 @@ pub fn load_modules(boot: &Boot<'_>) -> Loaded {
 
 /// The module file names (`*.ko`, `*.ko.gz`, `*.ko.xz`, `*.ko.zst`) in the
 /// module directory, sorted.
-fn read_module_names(boot: &Boot<'_>, dir: &rustix::fd::OwnedFd) -> Names<NAME_BYTES, MAX_MODULES> {
-    let mut names = Names::new();
-    let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+fn read_module_names(boot: &Boot<'_>, dir: &rustix::fd::OwnedFd, names: &mut ModuleNames) {
+    // 2 KiB: the default image's names take one getdents, a few hundred
+    // modules a handful; a bigger buffer is only more stack to fault in.
+    let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
     let mut entries = RawDir::new(dir, &mut buf);
     while let Some(entry) = entries.next() {
         let entry = match entry {
@@ -142,7 +141,6 @@ fn read_module_names(boot: &Boot<'_>, dir: &rustix::fd::OwnedFd) -> Names<NAME_B
         }
     }
     names.sort();
-    names
 }
 
 /// The finit_module flags for module file `name`, or `None` when it is not

@@ -87,6 +87,7 @@ pub fn read_cmdline<'b>(boot: &Boot<'_>, buf: &'b mut [u8]) -> &'b [u8] {
 
 /// Creates the /dev nodes and links devtmpfs may lack. Best effort: a
 /// program that needs one will say so.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn populate_dev(boot: &Boot<'_>) {
     for node in DEV_NODES {
         let dev = makedev(node.major, node.minor);
@@ -121,6 +122,7 @@ pub fn populate_dev(boot: &Boot<'_>) {
 
 /// Step 5: the root at /sysroot, or its read-only layer under a tmpfs
 /// overlay with `rootfs.overlay`.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) {
     let overlay = boot.cmdline.overlay;
     let mut flags = MountFlags::empty();
@@ -187,6 +189,7 @@ pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) {
 
 /// Step 6: each `mount=TAG`/`mount-ro=TAG` at /run/mnt/TAG, over virtiofs,
 /// or 9p when `rootfstype=9p` says that is how this host shares.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn mount_shares(boot: &Boot<'_>, modules: &Loaded) {
     if boot.cmdline.shares_dropped > 0 {
         warning!(

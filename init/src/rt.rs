@@ -34,9 +34,6 @@ use rustix::process::Pid;
 /// `MAX_INIT_ENVS` in init/main.c).
 pub const MAX_ENV: usize = 64;
 
-/// Most arguments or environment entries `execve` takes from init.
-pub const MAX_ARGS: usize = 1024;
-
 /// The process entry point. Aligns the stack as the ABI requires before a
 /// call and passes the kernel's stack pointer to [`entry`].
 #[unsafe(naked)]
@@ -160,17 +157,20 @@ fn check(ret: isize) -> Result<usize, Errno> {
     }
 }
 
-/// `execve`—replaces the process image. Returns only on failure.
+/// `execve`—replaces the process image. Returns only on failure, with
+/// E2BIG when `argv` has more than `ARGV - 1` strings or `envp` more than
+/// `ENVP - 1`: the pointer arrays (each ends in a NULL) are sized by the
+/// caller, so the hand-over's stack holds 4 KB of them, not 16.
 ///
 /// # References
 /// - [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html)
-pub fn execve<'a>(
+pub fn execve<'a, const ARGV: usize, const ENVP: usize>(
     path: &CStr,
     argv: impl IntoIterator<Item = &'a CStr>,
     envp: impl IntoIterator<Item = &'a CStr>,
 ) -> Errno {
-    let mut argv_ptrs = [ptr::null::<c_char>(); MAX_ARGS + 1];
-    let mut envp_ptrs = [ptr::null::<c_char>(); MAX_ARGS + 1];
+    let mut argv_ptrs = [ptr::null::<c_char>(); ARGV];
+    let mut envp_ptrs = [ptr::null::<c_char>(); ENVP];
     if !fill_pointers(&mut argv_ptrs, argv) || !fill_pointers(&mut envp_ptrs, envp) {
         return Errno::TOOBIG;
     }
@@ -192,11 +192,14 @@ pub fn execve<'a>(
 /// Copies string pointers into `slots`, keeping its last slot NULL. False
 /// when there are more strings than fit.
 fn fill_pointers<'a>(
-    slots: &mut [*const c_char; MAX_ARGS + 1],
+    slots: &mut [*const c_char],
     strings: impl IntoIterator<Item = &'a CStr>,
 ) -> bool {
+    let Some((_, slots)) = slots.split_last_mut() else {
+        return false;
+    };
     let mut strings = strings.into_iter();
-    for slot in slots[..MAX_ARGS].iter_mut() {
+    for slot in slots.iter_mut() {
         match strings.next() {
             Some(string) => *slot = string.as_ptr(),
             None => return true,
@@ -369,9 +372,13 @@ pub fn sigchld_fd() -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-// The memory functions the compiler calls. `rep movsb`/`rep stosb` are fast
-// on every x86-64 since Ivy Bridge (ERMSB) and keep init small; written in
-// assembly so LLVM cannot turn a copy loop back into a call to memcpy.
+// The memory functions the compiler calls, written in assembly so LLVM
+// cannot turn a copy loop back into a call to memcpy. String instructions
+// keep init small; they move 8 bytes at a time and then the tail, because
+// TCG (qemu without KVM, where init runs in CI) executes each iteration of
+// a `rep` as one translated block: a byte at a time, a 96 KiB copy took
+// ~100k block executions. On hardware, `rep movsq` is as fast as ERMSB's
+// `rep movsb`.
 
 /// `memcpy`: copies `n` bytes between non-overlapping buffers.
 ///
@@ -380,14 +387,18 @@ pub fn sigchld_fd() -> Result<OwnedFd, Errno> {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees the ranges; the direction flag is clear
-    // per the ABI, so rep movsb copies forwards.
+    // per the ABI, so both copies go forwards: n / 8 words, then n % 8 bytes.
     unsafe {
         asm!(
+            "rep movsq",
+            "mov ecx, edx",
+            "and ecx, 7",
             "rep movsb",
-            inout("rcx") n => _,
+            inout("rcx") n / 8 => _,
+            in("rdx") n,
             inout("rdi") dest => _,
             inout("rsi") src => _,
-            options(nostack, preserves_flags),
+            options(nostack),
         );
     }
     dest
@@ -433,14 +444,19 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
     reason = "memset stores the low byte of c, as C does"
 )]
 pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees the range; rep stosb stores al.
+    // SAFETY: the caller guarantees the range; rep stosq stores rax (the
+    // byte in all eight lanes) n / 8 times, rep stosb its low byte n % 8.
     unsafe {
         asm!(
+            "rep stosq",
+            "mov ecx, edx",
+            "and ecx, 7",
             "rep stosb",
-            inout("rcx") n => _,
+            inout("rcx") n / 8 => _,
+            in("rdx") n,
             inout("rdi") dest => _,
-            in("al") c as u8,
-            options(nostack, preserves_flags),
+            in("rax") u64::from(c as u8) * 0x0101_0101_0101_0101,
+            options(nostack),
         );
     }
     dest
@@ -550,17 +566,55 @@ pub fn loopback_up() -> Result<(), Errno> {
 /// of the 8 MiB stack limit, and one string at most 128 KiB).
 pub const SPEC_BUFFER: usize = 1 << 20;
 
-/// The buffer the run spec is read into: in .bss, so only the pages a spec
-/// fills are ever touched. On the stack, its 256 pages would be probed at
-/// `main`'s entry, ~7 ms of page faults under TCG before the first step.
+/// Room for /proc/cmdline (COMMAND_LINE_SIZE is 2048 on x86, 4096 at most
+/// on other architectures).
+pub const CMDLINE_BUFFER: usize = 8192;
+
+/// Size of [`relay_buffer`]: a pipe's default capacity.
+pub const RELAY_BUFFER: usize = 64 * 1024;
+
+/// Module file names: about 3000 of typical length, far beyond any
+/// initramfs (a full distribution image has a few hundred).
+pub type ModuleNames = init::names::Names<{ 64 * 1024 }, 4096>;
+
+/// A `&'static mut` to a zeroed static of type `$ty`, handed out once.
+///
+/// Init's big buffers live in .bss this way, not on the stack: .bss pages
+/// are mapped on first write, so a buffer costs only the pages it fills,
+/// while every page of a stack frame is probed (faulted in, and cleared by
+/// the kernel) at the function's entry, and a value returned by value is
+/// copied whole. Under TCG each page is ~0.1-0.3 ms and each copied byte an
+/// iteration of `rep movsb`.
+macro_rules! take_once {
+    ($ty:ty, $zero:expr, $what:literal) => {{
+        static mut CELL: $ty = $zero;
+        static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        assert!(
+            !TAKEN.swap(true, core::sync::atomic::Ordering::Relaxed),
+            concat!($what, " taken twice")
+        );
+        // SAFETY: TAKEN makes this the only reference ever made to CELL,
+        // and init is single-threaded.
+        unsafe { &mut *ptr::addr_of_mut!(CELL) }
+    }};
+}
+
+/// The buffer the run spec is read into.
 pub fn spec_buffer() -> &'static mut [u8; SPEC_BUFFER] {
-    static mut BUFFER: [u8; SPEC_BUFFER] = [0; SPEC_BUFFER];
-    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    assert!(
-        !TAKEN.swap(true, core::sync::atomic::Ordering::Relaxed),
-        "spec buffer taken twice"
-    );
-    // SAFETY: TAKEN makes this the only reference ever made to BUFFER, and
-    // init is single-threaded.
-    unsafe { &mut *ptr::addr_of_mut!(BUFFER) }
+    take_once!([u8; SPEC_BUFFER], [0; SPEC_BUFFER], "spec buffer")
+}
+
+/// The buffer /proc/cmdline is read into.
+pub fn cmdline_buffer() -> &'static mut [u8; CMDLINE_BUFFER] {
+    take_once!([u8; CMDLINE_BUFFER], [0; CMDLINE_BUFFER], "command line buffer")
+}
+
+/// The buffer run mode relays the command's output through.
+pub fn relay_buffer() -> &'static mut [u8; RELAY_BUFFER] {
+    take_once!([u8; RELAY_BUFFER], [0; RELAY_BUFFER], "relay buffer")
+}
+
+/// The list the module file names are read into.
+pub fn module_names() -> &'static mut ModuleNames {
+    take_once!(ModuleNames, ModuleNames::new(), "module name list")
 }

@@ -22,6 +22,9 @@ use crate::fsutil::{find_virtio_port, read_file};
 use crate::log::{debug, error, warning};
 use crate::rt;
 
+/// Most arguments, and most environment variables, a command gets.
+const MAX_ARGS: usize = 1024;
+
 /// PATH when the spec's environment has none.
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -34,6 +37,7 @@ const STRAGGLER_WAIT_MS: i64 = 2000;
 
 /// Reads /init.run when chrootvm put one in the image, before the
 /// initramfs is freed.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn read_spec<'b>(boot: &Boot<'_>, buf: &'b mut [u8]) -> Option<RunSpec<'b>> {
     let capacity = buf.len();
     let data = match read_file(runspec::PATH.to_bytes(), buf) {
@@ -230,7 +234,9 @@ fn start_command(boot: &Boot<'_>, spec: &RunSpec<'_>, streams: &Streams) -> ! {
 /// 127 when it is not found, 126 when it cannot be executed.
 fn exec_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
     let command = spec.command().to_bytes();
-    let exec = |path: &CStr| rt::execve(path, spec.args(), spec.env());
+    let exec = |path: &CStr| {
+        rt::execve::<{ MAX_ARGS + 1 }, { MAX_ARGS + 1 }>(path, spec.args(), spec.env())
+    };
     if command.contains(&b'/') {
         let errno = exec(spec.command());
         error!(
@@ -290,7 +296,7 @@ fn exec_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
 fn supervise(boot: &Boot<'_>, pid: Pid, sigchld: &OwnedFd, relays: &mut [Option<Relay>; 2]) -> u8 {
     let mut code = None;
     let mut children_left = true;
-    let mut buf = [0u8; 64 * 1024];
+    let buf = rt::relay_buffer();
     loop {
         let relaying = relays.iter().flatten().any(|r| r.from.is_some());
         if code.is_some() && !relaying && !children_left {
@@ -325,7 +331,7 @@ fn supervise(boot: &Boot<'_>, pid: Pid, sigchld: &OwnedFd, relays: &mut [Option<
         }
         for (relay, ready) in relays.iter_mut().zip(ready) {
             if let (Some(relay), true) = (relay, ready) {
-                pump(boot, relay, &mut buf);
+                pump(boot, relay, buf);
             }
         }
     }

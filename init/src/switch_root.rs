@@ -21,6 +21,7 @@ use crate::log::{debug, warning};
 const MAX_DEPTH: usize = 32;
 
 /// Makes /sysroot the root, with the API mounts inside it.
+#[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn switch_root(boot: &Boot<'_>) {
     move_mounts(boot);
     free_initramfs(boot);
