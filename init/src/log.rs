@@ -96,7 +96,12 @@ impl fmt::Display for Stamp {
 
 /// `debug!(log, "fmt", args)`: a step under `debug`.
 macro_rules! debug {
-    ($log:expr, $($arg:tt)*) => { $log.debug(format_args!($($arg)*)) };
+    ($log:expr, $($arg:tt)*) => {
+        // Checked here too, so the arguments are not even computed.
+        if $log.debugging() {
+            $log.debug(format_args!($($arg)*))
+        }
+    };
 }
 
 /// `warning!(log, "fmt", args)`: a warning unless `quiet`.

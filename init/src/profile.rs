@@ -24,8 +24,12 @@ impl Profile {
         }
     }
 
-    /// Ends the step that began when the previous one ended.
+    /// Ends the step that began when the previous one ended. Without
+    /// `debug` nothing is read: the clock is a syscall (no vDSO here).
     pub fn step(&mut self, boot: &Boot<'_>, name: &str) {
+        if !boot.log.debugging() {
+            return;
+        }
         let now = now_us();
         debug!(
             boot.log,
@@ -41,6 +45,9 @@ impl Profile {
     /// this profile to the console took, the rest, and how much of the
     /// total init spent in user mode ([`rt::user_cpu_us`]).
     pub fn total(&self, boot: &Boot<'_>, module_us: u64) {
+        if !boot.log.debugging() {
+            return;
+        }
         let total = now_us() - self.started;
         let printing = boot.log.printing_us();
         let user = rt::user_cpu_us();
