@@ -17,7 +17,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # report LINE...: append lines to the report.
 report() { printf '%s\n' "$@" >> "$REPORT"; }
 
-# busybox_root DIR: a busybox tree with /bye.sh that powers off.
+# busybox_root DIR: a busybox tree with /bye.sh that powers off and
+# /trace.sh that dumps the kernel trace first.
 busybox_root() {
 	rm -rf "$1"
 	for dir in bin dev proc sys run tmp etc root; do mkdir -p "$1/$dir"; done
@@ -26,7 +27,9 @@ busybox_root() {
 		[ "$applet" = busybox ] || ln -s busybox "$1/bin/$applet"
 	done
 	printf '#!/bin/sh\npoweroff -f\n' > "$1/bye.sh"
-	chmod +x "$1/bye.sh"
+	# The hand-over for traced boots: stop tracing, dump the trace.
+	printf '#!/bin/sh\n[ -d /sys/kernel ] || mount -t sysfs sysfs /sys\nmount -t tracefs tracefs /sys/kernel/tracing\necho 0 > /sys/kernel/tracing/tracing_on\ncat /sys/kernel/tracing/trace > /dev/console\npoweroff -f\n' > "$1/trace.sh"
+	chmod +x "$1/bye.sh" "$1/trace.sh"
 }
 
 # median LIST...: the median of numbers.
