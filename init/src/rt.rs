@@ -606,7 +606,11 @@ pub fn spec_buffer() -> &'static mut [u8; SPEC_BUFFER] {
 
 /// The buffer /proc/cmdline is read into.
 pub fn cmdline_buffer() -> &'static mut [u8; CMDLINE_BUFFER] {
-    take_once!([u8; CMDLINE_BUFFER], [0; CMDLINE_BUFFER], "command line buffer")
+    take_once!(
+        [u8; CMDLINE_BUFFER],
+        [0; CMDLINE_BUFFER],
+        "command line buffer"
+    )
 }
 
 /// The buffer run mode relays the command's output through.

@@ -15,8 +15,16 @@ use mkinitrd::firmware;
 use mkinitrd::image::Image;
 use mkinitrd::kmod::{Module, ModuleTree, normalize_name};
 
-const CLOUD: &str = "6.1.0-56-cloud-amd64";
-const GENERIC: &str = "6.1.0-56-amd64";
+/// The cloud kernel's release (`6.1.0-57-cloud-amd64`): the one the VM
+/// tests boot.
+fn cloud() -> String {
+    tests::release(&tests::kernel())
+}
+
+/// The generic kernel's release (`6.1.0-57-amd64`).
+fn generic() -> String {
+    tests::release(&tests::generic_kernel())
+}
 
 /// The module tree of kernel `kver`, which must be installed.
 fn moddir(kver: &str) -> PathBuf {
@@ -46,7 +54,7 @@ fn resolve(tree: &ModuleTree, wanted: &[&str]) -> Vec<String> {
 
 #[test]
 fn fs_virtiofs_resolves_to_virtiofs_after_its_dependencies() {
-    let tree = open(CLOUD);
+    let tree = open(&cloud());
     assert_eq!(
         resolve(&tree, &["fs-virtiofs"]),
         ["fuse", "virtio_ring", "virtio", "virtiofs"]
@@ -54,8 +62,31 @@ fn fs_virtiofs_resolves_to_virtiofs_after_its_dependencies() {
 }
 
 #[test]
+fn the_default_modules_resolve_in_modprobe_order() {
+    let tree = open(&cloud());
+    let modules = tree.resolve(mkinitrd::kernel::DEFAULT_MODULES).unwrap();
+    assert_eq!(
+        names(&modules),
+        [
+            "virtio_ring",
+            "virtio",
+            "virtio_pci_modern_dev",
+            "virtio_pci_legacy_dev",
+            "virtio_pci",
+            "fuse",
+            "virtiofs"
+        ]
+    );
+    assert!(modules.iter().all(|m| m.path.is_file()));
+    assert_eq!(
+        modules[4].rel_path,
+        Path::new("kernel/drivers/virtio/virtio_pci.ko")
+    );
+}
+
+#[test]
 fn a_pci_modalias_resolves_to_its_driver() {
-    let tree = open(CLOUD);
+    let tree = open(&cloud());
     // virtio-fs's PCI id, as modinfo would print a matching alias.
     let got = resolve(&tree, &["pci:v00001AF4d0000105Asv*sd*bc*sc*i*"]);
     assert_eq!(got.last().map(String::as_str), Some("virtio_pci"));
@@ -64,7 +95,7 @@ fn a_pci_modalias_resolves_to_its_driver() {
 
 #[test]
 fn pre_softdeps_load_first_with_their_own_dependencies() {
-    let tree = open(CLOUD);
+    let tree = open(&cloud());
     // softdep xt_LOG pre: nf_log_syslog
     assert_eq!(
         resolve(&tree, &["xt_LOG"]),
@@ -95,7 +126,7 @@ fn pre_softdeps_load_first_with_their_own_dependencies() {
             "btrfs"
         ]
     );
-    assert_in_order(&show_depends(CLOUD, "btrfs"), &btrfs);
+    assert_in_order(&show_depends(&cloud(), "btrfs"), &btrfs);
     // softdep nfsd pre: crypto-md5, built in: nothing to pack for it.
     assert_eq!(resolve(&tree, &["nfsd"]).last().unwrap(), "nfsd");
 }
@@ -104,9 +135,9 @@ fn pre_softdeps_load_first_with_their_own_dependencies() {
 fn all_softdep_lines_count_where_modprobe_takes_the_first() {
     // ksmbd has twelve `softdep ksmbd pre:` lines; modprobe loads the
     // first one's crc32 (two modules) only.
-    let tree = open(CLOUD);
+    let tree = open(&cloud());
     let got = resolve(&tree, &["ksmbd"]);
-    let modprobe = show_depends(CLOUD, "ksmbd");
+    let modprobe = show_depends(&cloud(), "ksmbd");
     assert_in_order(&modprobe, &got);
     assert!(got.len() > modprobe.len(), "{got:?}");
     assert_eq!(got.last().unwrap(), "ksmbd");
@@ -114,7 +145,7 @@ fn all_softdep_lines_count_where_modprobe_takes_the_first() {
 
 #[test]
 fn missing_names_are_listed_together() {
-    let tree = open(CLOUD);
+    let tree = open(&cloud());
     let err = tree
         .resolve(&["virtiofs", "no-such-module", "ext4", "fs-nope"])
         .unwrap_err();
@@ -123,7 +154,7 @@ fn missing_names_are_listed_together() {
         format!(
             "cannot find modules no-such-module, fs-nope in {} (not in modules.dep or \
              modules.builtin; check the names with modinfo)",
-            moddir(CLOUD).display()
+            moddir(&cloud()).display()
         )
     );
 }
@@ -198,17 +229,18 @@ fn matches_modprobe_for_every_module(kver: &str) {
 
 #[test]
 fn every_cloud_module_resolves_as_modprobe_does() {
-    matches_modprobe_for_every_module(CLOUD);
+    matches_modprobe_for_every_module(&cloud());
 }
 
 #[test]
 fn every_generic_module_resolves_as_modprobe_does() {
-    matches_modprobe_for_every_module(GENERIC);
+    matches_modprobe_for_every_module(&generic());
 }
 
 #[test]
 fn debian_kernels_decompress_nothing_and_every_modinfo_parses() {
-    for kver in [CLOUD, GENERIC] {
+    for kver in [cloud(), generic()] {
+        let kver = kver.as_str();
         let tree = open(kver);
         assert_eq!(tree.kernel_decompresses(), KernelDecompress::NONE);
         let dep = std::fs::read_to_string(moddir(kver).join("modules.dep")).unwrap();
@@ -239,7 +271,7 @@ fn debian_kernels_decompress_nothing_and_every_modinfo_parses() {
 #[test]
 fn firmware_of_a_real_module_is_packed_from_a_firmware_dir() {
     // The generic kernel's bnx2 ethernet driver names its firmware files.
-    let tree = open(GENERIC);
+    let tree = open(&generic());
     let modules = tree.resolve(&["bnx2"]).unwrap();
     let bnx2 = modules.last().unwrap();
     let data = std::fs::read(&bnx2.path).unwrap();

@@ -39,32 +39,62 @@ pub fn kernel() -> PathBuf {
     if let Some(path) = std::env::var_os("CHROOTVM_TEST_KERNEL") {
         return PathBuf::from(path);
     }
+    newest_kernel(|release| release.ends_with("-cloud-amd64"))
+        .expect("no /boot/vmlinuz-*-cloud-amd64: install linux-image-cloud-amd64 (make check does)")
+}
+
+/// Debian's generic kernel, which has 9p as modules:
+/// $CHROOTVM_TEST_GENERIC_KERNEL, else the newest /boot/vmlinuz-*-amd64
+/// that is not the cloud flavour (package linux-image-amd64).
+pub fn generic_kernel() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROOTVM_TEST_GENERIC_KERNEL") {
+        return PathBuf::from(path);
+    }
+    newest_kernel(|release| release.ends_with("-amd64") && !release.ends_with("-cloud-amd64"))
+        .expect("no /boot/vmlinuz-*-amd64: install linux-image-amd64 (make check does)")
+}
+
+/// The release of a /boot/vmlinuz-RELEASE path (`6.1.0-57-cloud-amd64`):
+/// the name of its module tree under /usr/lib/modules.
+pub fn release(kernel: &Path) -> String {
+    let name = kernel
+        .file_name()
+        .and_then(OsStr::to_str)
+        .unwrap_or_default();
+    name.trim_start_matches("vmlinuz-").to_string()
+}
+
+/// The newest /boot/vmlinuz-RELEASE whose release `wanted` accepts, by
+/// version (Debian's ABI number moves with point releases: -56, -57, ...).
+fn newest_kernel(wanted: impl Fn(&str) -> bool) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir("/boot")
         .map(|dir| {
             dir.filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.file_name()
                         .and_then(OsStr::to_str)
-                        .is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-cloud-amd64"))
+                        .and_then(|n| n.strip_prefix("vmlinuz-"))
+                        .is_some_and(&wanted)
                 })
                 .collect()
         })
         .unwrap_or_default();
-    found.sort();
-    found
-        .pop()
-        .expect("no /boot/vmlinuz-*-cloud-amd64: install linux-image-cloud-amd64 (make check does)")
+    found.sort_by_key(|path| version_key(&release(path)));
+    found.pop()
+}
+
+/// The numbers in a release, in order: `6.1.0-57-amd64` sorts after
+/// `6.1.0-9-amd64`.
+fn version_key(release: &str) -> Vec<u64> {
+    release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }
 
 /// The module tree of [`kernel`].
 pub fn moddir() -> PathBuf {
-    let kernel = kernel();
-    let name = kernel
-        .file_name()
-        .and_then(OsStr::to_str)
-        .unwrap_or_default();
-    let version = name.trim_start_matches("vmlinuz-");
-    Path::new("/lib/modules").join(version)
+    Path::new("/lib/modules").join(release(&kernel()))
 }
 
 /// A directory removed when dropped, named after its test.
@@ -424,4 +454,19 @@ pub fn qemu_running(pid: u32) -> bool {
     processes_mentioning("qemu-system")
         .iter()
         .any(|p| p.contains(&format!("chrootvm-vm-{pid}-")))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::version_key;
+
+    #[test]
+    fn releases_sort_by_their_numbers() {
+        let mut releases = ["6.1.0-57-amd64", "6.10.0-1-amd64", "6.1.0-9-amd64"];
+        releases.sort_by_key(|r| version_key(r));
+        assert_eq!(
+            releases,
+            ["6.1.0-9-amd64", "6.1.0-57-amd64", "6.10.0-1-amd64"]
+        );
+    }
 }

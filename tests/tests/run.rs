@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use tests::{
-    Scratch, busybox_root, chrootvm_command, chrootvm_quiet, kernel, qemu_running, run,
-    run_with_input, stop_when, temp_dirs_of, wait_until_gone,
+    Scratch, busybox_root, chrootvm_command, chrootvm_quiet, generic_kernel, kernel, qemu_running,
+    run, run_with_input, stop_when, temp_dirs_of, wait_until_gone,
 };
 
 /// Deterministic bytes covering all 256 values (an LCG), different per
@@ -383,28 +383,6 @@ fn no_virtiofsd_and_no_9p_is_one_clear_error() {
             && vm.stderr.contains("install virtiofsd"),
         "one line should name virtiofsd, 9p and what to install",
     );
-}
-
-/// Debian's generic kernel (linux-image-amd64), which has 9p as modules.
-fn generic_kernel() -> PathBuf {
-    if let Some(path) = std::env::var_os("CHROOTVM_TEST_GENERIC_KERNEL") {
-        return PathBuf::from(path);
-    }
-    let mut found: Vec<PathBuf> = fs::read_dir("/boot")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("vmlinuz-")
-                && name.ends_with("-amd64")
-                && !name.ends_with("-cloud-amd64")
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .expect("no /boot/vmlinuz-*-amd64: install linux-image-amd64 (make check does)")
 }
 
 /// No virtiofsd, a kernel with 9p: the root is shared over qemu's 9p and
