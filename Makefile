@@ -4,8 +4,9 @@
 #   make install    PREFIX=/usr/local DESTDIR=: binaries in PREFIX/bin, init
 #                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look
 #   make demo       install what it needs, build, boot a VM over a directory
-#   make check      install what it needs, build, run every test (VM boots
-#                   too) and every fuzz target for a few seconds
+#   make check      install what it needs, build, check the formatting, run
+#                   every test (VM boots too) and every fuzz target for a
+#                   few seconds
 #   make bench      benchmarks, reports in bench/
 
 PREFIX ?= /usr/local
@@ -34,6 +35,8 @@ demo: all
 	scripts/demo
 
 check: deps all
+	$(CARGO) fmt --all --check
+	cd fuzz && $(CARGO) fmt --check
 	$(CARGO) test --release -p init
 	$(CARGO) test --release
 	scripts/fuzz

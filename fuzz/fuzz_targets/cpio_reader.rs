@@ -7,7 +7,9 @@ use mkinitrd::cpio::{Reader, read_archive};
 
 fuzz_target!(|data: &[u8]| {
     let whole = read_archive(data).map(|entries| entries.len());
-    let split = data.first().map_or(0, |&b| usize::from(b) * data.len() / 256);
+    let split = data
+        .first()
+        .map_or(0, |&b| usize::from(b) * data.len() / 256);
     let mut reader = Reader::new();
     let mut count = 0;
     let fed = reader

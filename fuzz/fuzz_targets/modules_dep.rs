@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let (dep, builtin) = text.split_once('\u{0}').unwrap_or((&text, ""));
     if let Ok(tree) = ModuleTree::parse(Path::new("/m"), dep, builtin) {
-        let name = dep.split(|c: char| !c.is_alphanumeric() && c != '_').find(|w| !w.is_empty());
+        let name = dep
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .find(|w| !w.is_empty());
         if let Some(name) = name {
             let _ = tree.resolve(&[name]);
         }
