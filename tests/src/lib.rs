@@ -92,6 +92,19 @@ fn version_key(release: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The modules a virtiofs root needs in the Debian cloud kernel, in the
+/// order modprobe loads them (`modprobe --show-depends virtio_pci virtiofs`):
+/// mkinitrd's default set.
+pub const VIRTIOFS_MODULES: [&str; 7] = [
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "fuse",
+    "virtiofs",
+];
+
 /// The module tree of [`kernel`].
 pub fn moddir() -> PathBuf {
     Path::new("/lib/modules").join(release(&kernel()))
