@@ -1402,16 +1402,6 @@ kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
 kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 ";
 
-    const VIRTIO_ORDER: [&str; 7] = [
-        "virtio_ring",
-        "virtio",
-        "virtio_pci_modern_dev",
-        "virtio_pci_legacy_dev",
-        "virtio_pci",
-        "fuse",
-        "virtiofs",
-    ];
-
     /// Lines of Debian 6.1's modules.alias for the same modules.
     const VIRTIO_ALIAS: &str = "\
 # Aliases extracted from modules themselves.
@@ -1426,7 +1416,10 @@ alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
     #[test]
     fn modprobe_order_for_a_virtiofs_root() {
         let tree = tree(VIRTIO_DEP, "");
-        assert_eq!(names(&tree, &["virtio_pci", "virtiofs"]), VIRTIO_ORDER);
+        assert_eq!(
+            names(&tree, &["virtio_pci", "virtiofs"]),
+            ::tests::VIRTIOFS_MODULES
+        );
     }
 
     #[test]
