@@ -25,8 +25,13 @@ use std::process::ExitCode;
 use error::{EXIT_SETUP, Error};
 
 fn main() -> ExitCode {
+    // 0. Started by ourselves to launch a helper (see process.rs)?
+    let mut args = std::env::args_os();
+    if args.next().as_deref() == Some(process::LAUNCHER_ARG0.as_ref()) {
+        process::launch(args);
+    }
     // 1. The command line.
-    let options = match cli::parse(std::env::args_os().skip(1)) {
+    let options = match cli::parse(args) {
         Ok(cli::Command::Run(options)) => options,
         Ok(cli::Command::Help) => {
             print!("{}", cli::HELP);
@@ -46,8 +51,15 @@ fn main() -> ExitCode {
         Ok(signals) => signals,
         Err(e) => return fail(&Error::Io("install signal handlers".into(), e)),
     };
-    // 3. The VM; its command's status is ours.
-    match vm::run(&options, &signals) {
+    // 3. Orphans of helpers become ours, so none outlives us.
+    if let Err(e) = process::become_subreaper() {
+        return fail(&Error::Io("become the reaper of helpers".into(), e));
+    }
+    // 4. The VM; its command's status is ours.
+    let result = vm::run(&options, &signals);
+    // 5. Every helper is gone (run drops them); their descendants go too.
+    process::reap_descendants();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => fail(&e),
     }
