@@ -48,6 +48,8 @@ pub enum Error {
     NoVirtiofsd(Vec<PathBuf>),
     /// $VIRTIOFSD names something that is not a virtiofsd.
     BadVirtiofsd(PathBuf),
+    /// The only virtiofsd is the legacy C daemon, which needs root.
+    LegacyVirtiofsdNeedsRoot(PathBuf),
     /// ROOTFS is given, but the image file is not usable.
     Image(PathBuf, io::Error),
     /// A virtiofsd exited or never made its socket.
@@ -151,6 +153,11 @@ impl fmt::Display for Error {
                     places.join(", ")
                 )
             }
+            Error::LegacyVirtiofsdNeedsRoot(path) => write!(
+                f,
+                "cannot share directories: the only virtiofsd here, {}, is QEMU's legacy C daemon, which runs only as root (install the Rust virtiofsd, which runs as any user: `cargo install virtiofsd`, then put it in PATH or set VIRTIOFSD; or run chrootvm as root)",
+                path.display()
+            ),
             Error::BadVirtiofsd(path) => write!(
                 f,
                 "cannot use VIRTIOFSD={}: not a virtiofsd (set it to the daemon, or empty for none)",

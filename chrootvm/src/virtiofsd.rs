@@ -75,10 +75,12 @@ impl Transport {
     /// [`Error::NoVirtiofsd`] when neither works, naming what to install;
     /// [`Error::BadVirtiofsd`] when $VIRTIOFSD names something else.
     pub fn choose(kernel_has_9p: bool) -> Result<Transport, Error> {
-        match Virtiofsd::find()? {
-            Some(daemon) => Ok(Transport::Virtiofs(daemon)),
-            None if kernel_has_9p => Ok(Transport::NineP),
-            None => Err(Error::NoVirtiofsd(KNOWN_PATHS.map(PathBuf::from).to_vec())),
+        let as_root = rustix::process::geteuid().is_root();
+        match Virtiofsd::find(as_root)? {
+            Found::Usable(daemon) => Ok(Transport::Virtiofs(daemon)),
+            _ if kernel_has_9p => Ok(Transport::NineP),
+            Found::NeedsRoot(legacy) => Err(Error::LegacyVirtiofsdNeedsRoot(legacy)),
+            Found::None => Err(Error::NoVirtiofsd(KNOWN_PATHS.map(PathBuf::from).to_vec())),
         }
     }
 
@@ -91,34 +93,54 @@ impl Transport {
     }
 }
 
+/// What looking for virtiofsd found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A daemon that runs as this user.
+    Usable(Virtiofsd),
+    /// Only the legacy C daemon, which needs root, and we are not.
+    NeedsRoot(PathBuf),
+    /// None at all.
+    None,
+}
+
 impl Virtiofsd {
     /// Finds virtiofsd: $VIRTIOFSD when set (only it; empty for none), else
-    /// PATH, then [`KNOWN_PATHS`]. `None` when there is none.
+    /// PATH, then [`KNOWN_PATHS`]. The legacy C daemon counts only for root
+    /// (it cannot even write its pid file as anyone else).
     ///
     /// # Errors
     /// [`Error::BadVirtiofsd`] when $VIRTIOFSD is not a virtiofsd.
-    pub fn find() -> Result<Option<Virtiofsd>, Error> {
-        if let Some(chosen) = std::env::var_os("VIRTIOFSD") {
-            if chosen.is_empty() {
-                return Ok(None);
+    pub fn find(as_root: bool) -> Result<Found, Error> {
+        let candidates: Vec<PathBuf> = match std::env::var_os("VIRTIOFSD") {
+            Some(chosen) if chosen.is_empty() => return Ok(Found::None),
+            Some(chosen) => {
+                let path = PathBuf::from(chosen);
+                if !is_executable(&path) || probe(&path).is_none() {
+                    return Err(Error::BadVirtiofsd(path));
+                }
+                vec![path]
             }
-            let path = PathBuf::from(chosen);
-            return match is_executable(&path).then(|| probe(&path)).flatten() {
-                Some(flavor) => Ok(Some(Virtiofsd { path, flavor })),
-                None => Err(Error::BadVirtiofsd(path)),
-            };
-        }
-        let candidates = find_program("virtiofsd")
-            .into_iter()
-            .chain(KNOWN_PATHS.map(PathBuf::from));
+            None => find_program("virtiofsd")
+                .into_iter()
+                .chain(KNOWN_PATHS.map(PathBuf::from))
+                .collect(),
+        };
+        let mut found = Found::None;
         for path in candidates {
-            if is_executable(&path)
-                && let Some(flavor) = probe(&path)
-            {
-                return Ok(Some(Virtiofsd { path, flavor }));
+            if !is_executable(&path) {
+                continue;
+            }
+            match probe(&path) {
+                Some(Flavor::Legacy) if !as_root && found == Found::None => {
+                    found = Found::NeedsRoot(path);
+                }
+                Some(Flavor::Legacy) if !as_root => {}
+                Some(flavor) => return Ok(Found::Usable(Virtiofsd { path, flavor })),
+                None => {}
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// The daemon's command line for one export.
@@ -144,7 +166,7 @@ impl Virtiofsd {
                 socket.push(export.socket);
                 argv.push(socket);
                 let mut source = OsString::from("source=");
-                source.push(export.dir);
+                source.push(escape_option(export.dir));
                 argv.extend(["-o".into(), source]);
                 argv.extend(["-o".into(), "cache=auto".into()]);
             }
@@ -204,6 +226,21 @@ impl Virtiofsd {
             });
         }
     }
+}
+
+/// A path as a value in the C daemon's `-o` list: it splits on commas and
+/// takes a backslash as an escape (libfuse's fuse_opt), so both are
+/// escaped.
+fn escape_option(path: &Path) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out = Vec::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b == b',' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    OsString::from_vec(out)
 }
 
 /// Asks `--help` which daemon this is; `None` if it is neither.
@@ -295,6 +332,21 @@ mod tests {
                 "cache=auto"
             ]
         );
+    }
+
+    #[test]
+    fn legacy_sources_keep_commas_and_backslashes() {
+        let daemon = Virtiofsd {
+            path: "/v".into(),
+            flavor: Flavor::Legacy,
+        };
+        let export = Export {
+            dir: Path::new("/tmp/odd dir,with=comma\\x"),
+            socket: Path::new("/t/fs.sock"),
+            read_only: true,
+        };
+        let argv = daemon.argv(&export, true);
+        assert_eq!(argv[3], "source=/tmp/odd dir\\,with=comma\\\\x");
     }
 
     #[test]
