@@ -1,14 +1,22 @@
 //! The host end of the guest's channels (SPEC §3.4): the status port, the
-//! command's stdin, stdout and stderr ports, and the serial console when it
-//! is not the terminal. qemu connects to a socket chrootvm listens on for
-//! each; the event loop (vm.rs) polls them through [`Channels`].
+//! command's stdin, stdout and stderr ports, and the serial console. qemu
+//! connects to a socket chrootvm listens on for each; the event loop
+//! (vm.rs) polls them through [`Channels`].
 //!
 //! stdout and stderr are copied byte for byte to chrootvm's own, counted;
 //! when init reports `exit N OUT ERR`, the answer `ok` goes back only once
 //! OUT and ERR bytes have arrived, so nothing queued in qemu is lost at
-//! power-off. stdin is copied to the guest without ever blocking the loop,
-//! and its end becomes a half-close the guest reads as EOF. The console is
-//! kept (its tail) to show when the VM fails, or shown live with --debug.
+//! power-off. Nothing is read from chrootvm's stdin before init's first
+//! status line says the guest is up (a boot that is abandoned and retried
+//! loses none of it); then it is copied to the guest without ever blocking
+//! the loop, to the stdin port, whose end becomes a half-close the guest
+//! reads as EOF, or to the console when the command or system runs on it.
+//!
+//! The console is always a socket: what the kernel and init print while
+//! booting is kept (its tail) to show when the VM fails, or shown live on
+//! stderr with --debug; once the guest is up, a console the command or
+//! system runs on is relayed to chrootvm's stdout. Its first bytes are
+//! also the boot watchdog's sign that the kernel runs.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -98,18 +106,34 @@ enum Got {
 pub enum Slot {
     /// A channel's listener.
     Listener(usize),
-    /// A channel's connection, for reading (or for writing stdin).
+    /// A channel's connection, for reading.
     Stream(usize),
+    /// A channel's connection, for writing pending stdin.
+    Input(usize),
     /// chrootvm's own stdin.
     HostStdin,
+}
+
+/// How a VM's channels are used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// Show the console on stderr as it comes (`--debug`).
+    pub live_console: bool,
+    /// The command or system runs on the console: once the guest is up,
+    /// relay it to stdout, and stdin to it.
+    pub relay_console: bool,
 }
 
 /// All channels of one VM.
 pub struct Channels {
     channels: Vec<Channel>,
-    live_console: bool,
+    setup: Setup,
     /// The console's tail.
     console: Vec<u8>,
+    /// Bytes read from the console so far.
+    console_bytes: u64,
+    /// A status line has come: the guest is up.
+    started: bool,
     status_line: Vec<u8>,
     /// The last valid status line.
     pub last_status: Option<Status>,
@@ -127,7 +151,7 @@ impl Channels {
     ///
     /// # Errors
     /// A socket cannot be created.
-    pub fn listen(dir: &Path, kinds: &[Kind], live_console: bool) -> Result<Channels, Error> {
+    pub fn listen(dir: &Path, kinds: &[Kind], setup: Setup) -> Result<Channels, Error> {
         let mut channels = Vec::new();
         for &kind in kinds {
             let path = dir.join(kind.file_name());
@@ -142,8 +166,10 @@ impl Channels {
         }
         Ok(Channels {
             channels,
-            live_console,
+            setup,
             console: Vec::new(),
+            console_bytes: 0,
+            started: false,
             status_line: Vec::new(),
             last_status: None,
             acked: false,
@@ -161,7 +187,8 @@ impl Channels {
         dir.join(kind.file_name())
     }
 
-    /// The fds to poll now, with what each belongs to.
+    /// The fds to poll now, with what each belongs to (the status port
+    /// first, so a status line is seen before what follows it elsewhere).
     pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags, Slot)> {
         let mut fds = Vec::new();
         for (i, channel) in self.channels.iter().enumerate() {
@@ -171,19 +198,51 @@ impl Channels {
             let Some(stream) = &channel.stream else {
                 continue;
             };
-            match channel.kind {
-                Kind::Stdin if !self.stdin_pending.is_empty() => {
-                    fds.push((stream.as_fd(), PollFlags::OUT, Slot::Stream(i)))
+            if channel.kind != Kind::Stdin {
+                fds.push((stream.as_fd(), PollFlags::IN, Slot::Stream(i)));
+            }
+        }
+        if let Some(i) = self.input_channel() {
+            if !self.stdin_pending.is_empty() {
+                if let Some(stream) = &self.channels[i].stream {
+                    fds.push((stream.as_fd(), PollFlags::OUT, Slot::Input(i)));
                 }
-                Kind::Stdin => {
-                    if self.host_stdin_open {
-                        fds.push((rustix::stdio::stdin(), PollFlags::IN, Slot::HostStdin));
-                    }
-                }
-                _ => fds.push((stream.as_fd(), PollFlags::IN, Slot::Stream(i))),
+            } else if self.host_stdin_open && self.started {
+                fds.push((rustix::stdio::stdin(), PollFlags::IN, Slot::HostStdin));
             }
         }
         fds
+    }
+
+    /// Whether init has reported: the guest is up.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Whether anything has come on the console: the kernel runs.
+    pub fn console_spoke(&self) -> bool {
+        self.console_bytes > 0
+    }
+
+    /// The console's last non-empty line, for a report on a failed boot.
+    pub fn last_console_line(&self) -> Option<String> {
+        String::from_utf8_lossy(&self.console)
+            .lines()
+            .map(|line| line.trim_matches(|c: char| c.is_whitespace() || c.is_control()))
+            .rfind(|line| !line.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The connected channel chrootvm's stdin goes to: the stdin port, or
+    /// the console the command or system runs on.
+    fn input_channel(&self) -> Option<usize> {
+        let kind = if self.setup.relay_console {
+            Kind::Console
+        } else {
+            Kind::Stdin
+        };
+        self.channel_index(kind)
+            .filter(|&i| self.channels[i].stream.is_some())
     }
 
     /// Handles a ready slot.
@@ -194,14 +253,12 @@ impl Channels {
         match slot {
             Slot::Listener(i) => return Ok(self.accept(i)),
             Slot::HostStdin => self.read_host_stdin(),
-            Slot::Stream(i) => match self.channels[i].kind {
-                Kind::Stdin => self.write_stdin(i),
-                _ => {
-                    if self.read_stream(i)? == Got::OutputClosed {
-                        return Ok(Event::OutputClosed);
-                    }
+            Slot::Input(i) => self.write_stdin(i),
+            Slot::Stream(i) => {
+                if self.read_stream(i)? == Got::OutputClosed {
+                    return Ok(Event::OutputClosed);
                 }
-            },
+            }
         }
         self.answer_exit()?;
         Ok(Event::None)
@@ -245,7 +302,7 @@ impl Channels {
         let _ = stream.set_nonblocking(true);
         channel.stream = Some(stream);
         channel.listener = None;
-        if channel.kind == Kind::Stdin && !self.host_stdin_open {
+        if channel.kind == Kind::Stdin && !self.host_stdin_open && self.stdin_pending.is_empty() {
             self.close_stdin(i);
         }
         if !self.connected && self.channels.iter().all(|c| c.listener.is_none()) {
@@ -279,8 +336,7 @@ impl Channels {
         match kind {
             Kind::Stdout => {
                 self.stdout_bytes += n as u64;
-                let mut out = io::stdout().lock();
-                if let Err(e) = out.write_all(data).and_then(|()| out.flush()) {
+                if let Err(e) = write_out(data) {
                     if e.kind() == io::ErrorKind::BrokenPipe {
                         return Ok(Got::OutputClosed);
                     }
@@ -292,7 +348,15 @@ impl Channels {
                 let _ = io::stderr().lock().write_all(data);
             }
             Kind::Console => {
-                if self.live_console {
+                self.console_bytes += n as u64;
+                if self.setup.relay_console && self.started {
+                    if let Err(e) = write_out(data) {
+                        if matches!(e.kind(), io::ErrorKind::BrokenPipe) {
+                            return Ok(Got::OutputClosed);
+                        }
+                        return Err(Error::Io("write to stdout".into(), e));
+                    }
+                } else if self.setup.live_console {
                     let _ = io::stderr().lock().write_all(data);
                 }
                 self.console.extend_from_slice(data);
@@ -313,6 +377,7 @@ impl Channels {
             let line: Vec<u8> = self.status_line.drain(..=end).collect();
             if let Some(status) = Status::parse(&line[..end]) {
                 self.last_status = Some(status);
+                self.started = true;
             }
         }
     }
@@ -359,7 +424,7 @@ impl Channels {
         match rustix::io::read(rustix::stdio::stdin(), &mut buf).map_err(io::Error::from) {
             Ok(0) | Err(_) => {
                 self.host_stdin_open = false;
-                if let Some(i) = self.channel_index(Kind::Stdin)
+                if let Some(i) = self.input_channel()
                     && self.stdin_pending.is_empty()
                 {
                     self.close_stdin(i);
@@ -397,8 +462,10 @@ impl Channels {
     /// The end of stdin: a half-close, which qemu passes on as the port's
     /// host side going away, and the guest reads as EOF. The socket stays
     /// open: a full close could make qemu drop data it has not read yet.
+    /// The console carries output too, and a terminal has no end of input:
+    /// it stays as it is.
     fn close_stdin(&mut self, i: usize) {
-        if self.stdin_closed {
+        if self.stdin_closed || self.channels[i].kind != Kind::Stdin {
             return;
         }
         if let Some(stream) = &self.channels[i].stream {
@@ -412,11 +479,22 @@ impl Channels {
     }
 }
 
+/// Writes to chrootvm's stdout, unbuffered beyond this call.
+fn write_out(data: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(data).and_then(|()| out.flush())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tempdir::TempDir;
     use rustix::event::PollFd;
+
+    const QUIET: Setup = Setup {
+        live_console: false,
+        relay_console: false,
+    };
 
     fn connect(dir: &Path, kind: Kind) -> UnixStream {
         UnixStream::connect(Channels::socket(dir, kind)).unwrap()
@@ -458,7 +536,7 @@ mod tests {
     fn everything_connected_is_reported_once() {
         let dir = TempDir::new("channels-connect");
         let mut channels =
-            Channels::listen(dir.path(), &[Kind::Status, Kind::Console], false).unwrap();
+            Channels::listen(dir.path(), &[Kind::Status, Kind::Console], QUIET).unwrap();
         let _a = connect(dir.path(), Kind::Status);
         let _b = connect(dir.path(), Kind::Console);
         let events = pump(&mut channels);
@@ -472,7 +550,7 @@ mod tests {
     fn exit_is_answered_only_after_all_output() {
         let dir = TempDir::new("channels-ack");
         let mut channels =
-            Channels::listen(dir.path(), &[Kind::Status, Kind::Stderr], false).unwrap();
+            Channels::listen(dir.path(), &[Kind::Status, Kind::Stderr], QUIET).unwrap();
         let mut status = connect(dir.path(), Kind::Status);
         let mut stderr = connect(dir.path(), Kind::Stderr);
         pump(&mut channels);
@@ -503,7 +581,7 @@ mod tests {
     #[test]
     fn console_tail_is_kept() {
         let dir = TempDir::new("channels-console");
-        let mut channels = Channels::listen(dir.path(), &[Kind::Console], false).unwrap();
+        let mut channels = Channels::listen(dir.path(), &[Kind::Console], QUIET).unwrap();
         let mut console = connect(dir.path(), Kind::Console);
         pump(&mut channels);
         console.write_all(b"init: cannot mount\n").unwrap();
@@ -511,5 +589,36 @@ mod tests {
         pump(&mut channels);
         channels.drain().unwrap();
         assert_eq!(channels.console_tail(), b"init: cannot mount\n");
+    }
+
+    #[test]
+    fn signs_of_life_and_the_last_line_seen() {
+        let dir = TempDir::new("channels-life");
+        let mut channels =
+            Channels::listen(dir.path(), &[Kind::Status, Kind::Console], QUIET).unwrap();
+        let mut status = connect(dir.path(), Kind::Status);
+        let mut console = connect(dir.path(), Kind::Console);
+        pump(&mut channels);
+        assert!(!channels.console_spoke() && !channels.started());
+        assert_eq!(channels.last_console_line(), None);
+        console
+            .write_all(
+                b"[    0.000000] Linux version 6.1\r\n[    0.1] Key type x registered\r\n\r\n",
+            )
+            .unwrap();
+        pump(&mut channels);
+        assert!(channels.console_spoke() && !channels.started());
+        assert_eq!(
+            channels.last_console_line().as_deref(),
+            Some("[    0.1] Key type x registered")
+        );
+        // Half a line is no report; the whole one is.
+        status.write_all(b"ru").unwrap();
+        pump(&mut channels);
+        assert!(!channels.started());
+        status.write_all(b"n\n").unwrap();
+        pump(&mut channels);
+        assert!(channels.started());
+        assert_eq!(channels.last_status, Some(Status::Run));
     }
 }

@@ -90,6 +90,8 @@ pub struct Options {
     pub append: Vec<String>,
     /// `--timeout SECS`.
     pub timeout: Option<Duration>,
+    /// `--boot-timeout SECS`: how long init may take to report.
+    pub boot_timeout: Duration,
     /// `--debug`.
     pub debug: bool,
 }
@@ -125,6 +127,10 @@ impl From<lexopt::Error> for UsageError {
 pub const DEFAULT_MEMORY: &str = "2G";
 /// `--cpus` default.
 pub const DEFAULT_CPUS: u32 = 2;
+/// `--boot-timeout` default. Under TCG a boot reports in about 2.5 s here,
+/// a systemd or block-root boot in under 10 s, a loaded CI host four times
+/// that: 120 s gives any real boot room and still ends a hung one.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The `--help` text.
 pub const HELP: &str = "\
@@ -162,6 +168,8 @@ Options:
   --accel auto|kvm|tcg     KVM when usable (auto, the default), or force one
   --append ARGS            extra kernel command line (may be repeated)
   --timeout SECS           kill the VM after SECS seconds
+  --boot-timeout SECS      give up on a guest that shows no sign of life
+                           (init has not reported) after SECS (default 120)
   --debug                  show the kernel log, init's steps and what runs
   -h, --help               this text
   -V, --version            version
@@ -216,6 +224,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         accel: Accel::Auto,
         append: Vec::new(),
         timeout: None,
+        boot_timeout: DEFAULT_BOOT_TIMEOUT,
         debug: false,
     };
     while let Some(arg) = parser.next()? {
@@ -249,7 +258,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Long("cpus") => options.cpus = Some(parse_cpus(&parser.value()?.string()?)?),
             Long("accel") => options.accel = parse_accel(&parser.value()?.string()?)?,
             Long("append") => options.append.push(parser.value()?.string()?),
-            Long("timeout") => options.timeout = Some(parse_timeout(&parser.value()?.string()?)?),
+            Long("timeout") => {
+                options.timeout = Some(parse_seconds("--timeout", &parser.value()?.string()?)?);
+            }
+            Long("boot-timeout") => {
+                options.boot_timeout = parse_seconds("--boot-timeout", &parser.value()?.string()?)?;
+            }
             Long("debug") => options.debug = true,
             // As with chroot(1), the command and its arguments are taken as
             // they are, options included: `chrootvm ROOT ls -l`.
@@ -387,13 +401,13 @@ fn parse_accel(value: &str) -> Result<Accel, UsageError> {
     }
 }
 
-fn parse_timeout(value: &str) -> Result<Duration, UsageError> {
+fn parse_seconds(option: &str, value: &str) -> Result<Duration, UsageError> {
     match value.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
             Ok(Duration::from_secs_f64(secs))
         }
         _ => Err(UsageError(format!(
-            "bad --timeout \"{value}\": give a number of seconds"
+            "bad {option} \"{value}\": give a number of seconds"
         ))),
     }
 }
@@ -484,6 +498,8 @@ mod tests {
             "b",
             "--timeout",
             "2.5",
+            "--boot-timeout",
+            "9",
             "--debug",
             "--overlay",
             "/root",
@@ -513,6 +529,7 @@ mod tests {
         assert_eq!(o.accel, Accel::Tcg);
         assert_eq!(o.append, ["a=1", "b"]);
         assert_eq!(o.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(o.boot_timeout, Duration::from_secs(9));
         assert!(o.debug);
         assert_eq!(options(&["--rw", "/r"]).writes, Writes::Through);
     }
@@ -528,6 +545,7 @@ mod tests {
         assert!(err(&["--cpus", "0", "/r"]).starts_with("bad --cpus \"0\""));
         assert!(err(&["--memory", "lots", "/r"]).starts_with("bad --memory \"lots\""));
         assert!(err(&["--timeout", "-1", "/r"]).starts_with("bad --timeout"));
+        assert!(err(&["--boot-timeout", "0", "/r"]).starts_with("bad --boot-timeout \"0\""));
         assert!(err(&["--mount", "a/b", "/x", "/r"]).starts_with("bad share tag \"a/b\""));
         assert!(err(&["--mount", "rootfs", "/x", "/r"]).contains("root's own"));
         assert!(

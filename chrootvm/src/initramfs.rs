@@ -10,12 +10,11 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use mkinitrd::image::Image;
 use mkinitrd::kmod::ModuleTree;
-use rustix::io::FdFlags;
 
 use crate::error::Error;
 
@@ -100,18 +99,17 @@ fn memfd() -> Result<File, Error> {
 }
 
 impl Initramfs {
-    /// Lets the next program started inherit the memfd and returns the path
-    /// under which that program opens it. Call right before starting qemu,
-    /// so earlier helpers (virtiofsd) do not get it.
+    /// A copy of the memfd the next program started inherits, and the path
+    /// under which that program opens it. Create right before starting
+    /// qemu and drop right after, so no other helper gets it.
     ///
     /// # Errors
-    /// The close-on-exec flag cannot be cleared.
-    pub fn pass_to_child(&self) -> Result<PathBuf, Error> {
-        rustix::io::fcntl_setfd(&self.file, FdFlags::empty())
+    /// The memfd cannot be duplicated.
+    pub fn pass_to_child(&self) -> Result<(OwnedFd, PathBuf), Error> {
+        // dup(2) leaves close-on-exec off on the copy.
+        let fd = rustix::io::dup(&self.file)
             .map_err(|e| Error::Io("pass the initramfs to qemu".into(), e.into()))?;
-        Ok(PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            self.file.as_raw_fd()
-        )))
+        let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        Ok((fd, path))
     }
 }

@@ -45,17 +45,6 @@ pub struct Streams {
     pub stderr: Stdio,
 }
 
-impl Streams {
-    /// All three inherited from chrootvm.
-    pub fn inherit() -> Streams {
-        Streams {
-            stdin: Stdio::inherit(),
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
-        }
-    }
-}
-
 impl Helper {
     /// Starts `argv[0]` with the rest as arguments, dying with chrootvm.
     ///
@@ -77,6 +66,18 @@ impl Helper {
     /// Its process id.
     pub fn child(&self) -> &Child {
         self.child.as_ref().expect("helper already reaped")
+    }
+
+    /// Its stdout, when it was started with a pipe there.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.as_mut()?.stdout.take()
+    }
+
+    /// Waits for it to exit and reaps it.
+    pub fn wait(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.wait().ok();
+        self.child = None;
+        status
     }
 
     /// Whether it has exited, and how (reaping it if so).

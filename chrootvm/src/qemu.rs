@@ -45,15 +45,6 @@ pub enum FsDevice {
     },
 }
 
-/// Where the serial console goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Console {
-    /// qemu's own stdio: the user's terminal (or whatever stdio is).
-    Stdio,
-    /// A socket chrootvm reads, keeping kernel and init messages apart.
-    Socket(PathBuf),
-}
-
 /// A virtio-serial port connected to a socket chrootvm listens on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Port {
@@ -84,8 +75,9 @@ pub struct Machine<'a> {
     pub filesystems: &'a [FsDevice],
     /// Raw disk images, in guest order (vda, vdb, ...).
     pub disks: &'a [PathBuf],
-    /// The serial console.
-    pub console: Console,
+    /// The socket of the serial console, which chrootvm relays: it keeps
+    /// what the kernel and init print apart from what the user sees.
+    pub console: &'a Path,
     /// The virtio-serial ports (the status port first).
     pub ports: &'a [Port],
 }
@@ -98,16 +90,12 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
     // q35 rather than pc: its PCI interrupt routing skips the ACPI link
     // devices (LNKx) pc evaluates per device, ~300 ms under TCG.
     pair("-machine", "q35,memory-backend=mem".into());
-    match machine.engine {
-        Engine::Kvm => {
-            pair("-accel", "kvm".into());
-            pair("-cpu", "host".into());
-        }
-        Engine::Tcg => {
-            pair("-accel", "tcg".into());
-            pair("-cpu", "max".into());
-        }
-    }
+    let accel = match machine.engine {
+        Engine::Kvm => "kvm",
+        Engine::Tcg => "tcg",
+    };
+    pair("-accel", accel.into());
+    pair("-cpu", cpu_model(machine.engine).into());
     pair("-m", machine.memory.into());
     pair("-smp", machine.cpus.to_string().into());
     // vhost-user devices need guest memory virtiofsd can map: a shared memfd.
@@ -184,11 +172,7 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
             .into(),
         );
     }
-    // Ctrl-C on a terminal goes to the guest, not to qemu.
-    match &machine.console {
-        Console::Stdio => pair("-chardev", "stdio,id=console,signal=off".into()),
-        Console::Socket(path) => pair("-chardev", chardev_socket("console", path)),
-    }
+    pair("-chardev", chardev_socket("console", machine.console));
     pair("-serial", "chardev:console".into());
     // No default devices, config files, window or monitor.
     argv.extend(
@@ -202,6 +186,15 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
         .map(OsString::from),
     );
     argv
+}
+
+/// The CPU model for an engine: the host's own under KVM, qemu's fullest
+/// emulation under TCG. The KVM probe (accel.rs) tests the same model.
+pub fn cpu_model(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Kvm => "host",
+        Engine::Tcg => "max",
+    }
 }
 
 /// `socket,id=ID,path=PATH`, with commas in the path doubled as qemu's
@@ -239,6 +232,10 @@ pub struct KernelArgs<'a> {
     pub handover: Option<&'a str>,
     /// `--debug`.
     pub debug: bool,
+    /// The kernel announces itself on the console at once, quiet or not
+    /// (`loglevel=6`: its notices, "Linux version" first): the boot
+    /// watchdog's sign of life under KVM.
+    pub kernel_speaks: bool,
     /// `--append`, last.
     pub append: &'a [String],
 }
@@ -298,10 +295,22 @@ pub fn kernel_cmdline(args: &KernelArgs<'_>) -> String {
         words.push(format!("init={}", quote(init)));
     }
     words.push("init.status".to_string());
-    words.push(if args.debug { "init.debug" } else { "quiet" }.to_string());
+    if args.debug {
+        words.push("init.debug".to_string());
+    } else {
+        words.push("quiet".to_string());
+        if args.kernel_speaks {
+            words.push(format!("loglevel={NOTICE_LOGLEVEL}"));
+        }
+    }
     words.extend(args.append.iter().cloned());
     words.join(" ")
 }
+
+/// The console log level that prints the kernel's notices (level 5, like
+/// "Linux version ...") and above, which `quiet` (4) hides: a few lines,
+/// the first as soon as the console is registered.
+const NOTICE_LOGLEVEL: u8 = 6;
 
 /// Quotes a value the way the kernel's parser groups words.
 fn quote(value: &str) -> String {
@@ -316,7 +325,7 @@ fn quote(value: &str) -> String {
 mod tests {
     use super::*;
 
-    fn machine_argv(engine: Engine, console: Console) -> Vec<String> {
+    fn machine_argv(engine: Engine) -> Vec<String> {
         let filesystems = [
             FsDevice::Virtiofs {
                 tag: "rootfs".into(),
@@ -352,7 +361,7 @@ mod tests {
             cmdline: "console=ttyS0",
             filesystems: &filesystems,
             disks: &["/d/a,b.img".into()],
-            console,
+            console: Path::new("/t/console.sock"),
             ports: &ports,
         };
         argv(&machine)
@@ -370,7 +379,7 @@ mod tests {
 
     #[test]
     fn shared_memory_for_vhost_user() {
-        let argv = machine_argv(Engine::Tcg, Console::Stdio);
+        let argv = machine_argv(Engine::Tcg);
         assert_eq!(
             value_of(&argv, "-object"),
             ["memory-backend-memfd,id=mem,size=2G,share=on"]
@@ -380,16 +389,16 @@ mod tests {
 
     #[test]
     fn engines() {
-        let tcg = machine_argv(Engine::Tcg, Console::Stdio);
+        let tcg = machine_argv(Engine::Tcg);
         assert_eq!(value_of(&tcg, "-accel"), ["tcg"]);
-        let kvm = machine_argv(Engine::Kvm, Console::Stdio);
+        let kvm = machine_argv(Engine::Kvm);
         assert_eq!(value_of(&kvm, "-accel"), ["kvm"]);
         assert_eq!(value_of(&kvm, "-cpu"), ["host"]);
     }
 
     #[test]
     fn one_device_per_share_and_commas_escaped() {
-        let argv = machine_argv(Engine::Tcg, Console::Stdio);
+        let argv = machine_argv(Engine::Tcg);
         let devices = value_of(&argv, "-device");
         assert_eq!(
             devices[..3],
@@ -417,7 +426,7 @@ mod tests {
 
     #[test]
     fn ports_come_after_the_file_systems_status_first() {
-        let argv = machine_argv(Engine::Tcg, Console::Socket("/t/console.sock".into()));
+        let argv = machine_argv(Engine::Tcg);
         let chardevs = value_of(&argv, "-chardev");
         assert_eq!(
             chardevs[2..],
@@ -434,14 +443,8 @@ mod tests {
     }
 
     #[test]
-    fn terminal_console_keeps_ctrl_c_for_the_guest() {
-        let argv = machine_argv(Engine::Tcg, Console::Stdio);
-        assert!(value_of(&argv, "-chardev").contains(&"stdio,id=console,signal=off"));
-    }
-
-    #[test]
     fn never_reboots_and_has_nothing_by_default() {
-        let argv = machine_argv(Engine::Tcg, Console::Stdio);
+        let argv = machine_argv(Engine::Tcg);
         for flag in ["-no-reboot", "-nodefaults", "-no-user-config"] {
             assert!(argv.iter().any(|a| a == flag), "{flag}");
         }
@@ -455,6 +458,7 @@ mod tests {
             shares,
             handover,
             debug: false,
+            kernel_speaks: false,
             append: &[],
         }
     }
@@ -539,6 +543,25 @@ mod tests {
             }
         );
         assert!(!parsed.root_read_only());
+    }
+
+    #[test]
+    fn the_kernel_speaks_when_the_watchdog_listens() {
+        let quiet = kernel_cmdline(&args(&[], Writes::None, None));
+        assert!(
+            quiet.ends_with(" quiet") && !quiet.contains("loglevel"),
+            "{quiet}"
+        );
+        let speaks = kernel_cmdline(&KernelArgs {
+            kernel_speaks: true,
+            ..args(&[], Writes::None, None)
+        });
+        assert!(speaks.ends_with(" quiet loglevel=6"), "{speaks}");
+        // init still reads `quiet` as its own verbosity.
+        assert_eq!(
+            init::cmdline::Cmdline::parse(speaks.as_bytes()).verbosity,
+            init::cmdline::Cmdline::parse(quiet.as_bytes()).verbosity
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The user's terminal, when the command runs on it: its settings are
-//! saved before qemu puts it in raw mode and restored however chrootvm
-//! ends (normal exit, error, signal), and its size goes to the guest.
+//! The user's terminal, when the command or system runs on it: chrootvm
+//! relays it to the guest's console, so it is put in raw mode (every key,
+//! Ctrl-C included, goes to the guest) and its settings are restored
+//! however chrootvm ends (normal exit, error, signal); its size goes to
+//! the guest.
 
 use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
@@ -21,6 +23,17 @@ impl Terminal {
         }
         let saved = tcgetattr(io::stdin().as_fd()).ok()?;
         Some(Terminal { saved })
+    }
+
+    /// Raw mode: no line editing, echo or signal keys on the host side;
+    /// the guest's terminal does all of that.
+    ///
+    /// # Errors
+    /// The terminal refused the settings.
+    pub fn make_raw(&self) -> io::Result<()> {
+        let mut raw = self.saved.clone();
+        raw.make_raw();
+        tcsetattr(io::stdin().as_fd(), OptionalActions::Now, &raw).map_err(io::Error::from)
     }
 
     /// Rows and columns, for the guest's console.

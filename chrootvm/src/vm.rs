@@ -1,8 +1,15 @@
 //! One VM from start to end: root, kernel, engine, how directories are
-//! shared, what PID 1 does, the initramfs, one virtiofsd per share, the
-//! channels, qemu, then an event loop over qemu's exit, stop signals, the
-//! timeout and the channels. Every helper is dropped (killed and reaped),
-//! the temp directory removed and the terminal restored on every way out.
+//! shared, what PID 1 does, the initramfs, then a boot: one virtiofsd per
+//! share, the channels, qemu, and an event loop over qemu's exit, stop
+//! signals, the timeouts and the channels. Every helper is dropped (killed
+//! and reaped), the temp directory removed and the terminal restored on
+//! every way out.
+//!
+//! A boot has a watchdog, so it never hangs: under KVM the kernel must say
+//! something on the console within [`KVM_FIRST_WORDS`], else the VM is
+//! killed and (with `--accel auto`) booted once more under TCG, and the
+//! verdict remembered; under any engine init must report within
+//! `--boot-timeout`, else the run ends with "the VM did not boot".
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,15 +22,15 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 use crate::accel;
-use crate::channels::{Channels, Event, Kind, Slot};
+use crate::channels::{Channels, Event, Kind, Setup, Slot};
 use crate::cli::{DEFAULT_CPUS, DEFAULT_MEMORY, Job, Options, Root, Writes};
 use crate::error::Error;
-use crate::initramfs::{self, Contents};
+use crate::initramfs::{self, Contents, Initramfs};
 use crate::job;
 use crate::kernel::{self, Host, Request};
 use crate::process::{Helper, Streams, find_program};
 use crate::qemu::{
-    self, Console, FsDevice, KernelArgs, Machine, Port, QEMU, QEMU_PACKAGE, ROOT_TAG, RootArg,
+    self, Engine, FsDevice, KernelArgs, Machine, Port, QEMU, QEMU_PACKAGE, ROOT_TAG, RootArg,
 };
 use crate::signals::Signals;
 use crate::tempdir::TempDir;
@@ -32,6 +39,14 @@ use crate::virtiofsd::{Export, NINEP_MODULES, Transport};
 
 /// The module that gives init its status and stdio ports.
 const PORT_MODULE: &str = "virtio_console";
+
+/// How long a kernel under KVM may take to say its first words on the
+/// console. Under KVM qemu starts, the firmware loads the kernel and the
+/// kernel registers its console in a few hundred milliseconds (under TCG,
+/// ten times slower, about 0.6 s here); 5 s is over ten times that, so a
+/// busy host is not mistaken for a KVM that cannot run Linux, which would
+/// send every run of this host boot to TCG.
+pub const KVM_FIRST_WORDS: Duration = Duration::from_secs(5);
 
 /// Boots the VM, waits for its end and returns chrootvm's exit status.
 ///
@@ -77,14 +92,16 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     }
     let tree = ModuleTree::open(&kernel.moddir)?;
 
-    // 3. qemu, and whether KVM works here.
+    // 3. qemu, and whether KVM boots Linux here.
     let qemu_path = find_program(QEMU).ok_or(Error::NotInstalled {
         program: QEMU.into(),
         package: QEMU_PACKAGE,
     })?;
-    let mut scratch =
-        TempDir::create("vm").map_err(|e| Error::Io("create a temp directory".into(), e))?;
-    let engine = accel::choose(options.accel, &qemu_path, scratch.path(), debug)?;
+    let choice = {
+        let probe_dir =
+            TempDir::create("vm").map_err(|e| Error::Io("create a temp directory".into(), e))?;
+        accel::choose(options.accel, &qemu_path, probe_dir.path(), debug)?
+    };
 
     // 4. How directories reach the guest: virtiofsd, else qemu's 9p.
     let dirs = shared_dirs(rootfs.as_deref(), options)?;
@@ -100,18 +117,16 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         eprintln!("chrootvm: sharing directories over {}", transport.fstype());
     }
 
-    // 5. What PID 1 does; a command runs on the terminal when chrootvm
-    // has one, else on ports whose output is relayed byte for byte.
-    let (handover, run_spec, terminal) = match &options.job {
-        Job::Handover(init) => (Some(init.as_str()), None, None),
+    // 5. What PID 1 does. A command runs on the terminal when chrootvm has
+    // one, else on ports whose output is relayed byte for byte; a system
+    // (--init) runs on the console. Either console is relayed to ours.
+    let terminal = Terminal::attach();
+    let (handover, run_spec) = match &options.job {
+        Job::Handover(init) => (Some(init.as_str()), None),
         Job::Command(command) => {
-            let terminal = Terminal::attach();
             let size = terminal.as_ref().and_then(Terminal::size);
-            (
-                None,
-                Some(job::run_spec(command, terminal.is_some(), size)),
-                terminal,
-            )
+            let spec = job::run_spec(command, terminal.is_some(), size);
+            (None, Some(spec))
         }
     };
     let pipes = run_spec.is_some() && terminal.is_none();
@@ -136,11 +151,79 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         );
     }
 
-    // 7. The shared directories: a virtiofsd each (socket awaited), or 9p.
+    // 7. The terminal is the guest's from here on.
+    if let Some(terminal) = &terminal {
+        terminal
+            .make_raw()
+            .map_err(|e| Error::Io("put the terminal in raw mode".into(), e))?;
+    }
+
+    // 8. Boot; once more under TCG when KVM showed no sign of life.
+    let guest = Guest {
+        options,
+        qemu: &qemu_path,
+        kernel: &kernel.image,
+        initrd: &initrd,
+        memory: &memory,
+        cpus,
+        disks: &disks,
+        dirs: &dirs,
+        transport: transport.as_ref(),
+        handover,
+        pipes,
+        deadline: options.timeout.map(|limit| (Instant::now() + limit, limit)),
+    };
+    let mut engine = choice.engine;
+    let result = loop {
+        match boot(&guest, engine, signals) {
+            Err(Error::KvmUnusable(what)) if choice.may_fall_back => {
+                eprintln!(
+                    "chrootvm: {what}: booting again under TCG (software emulation), as every run will until the host reboots"
+                );
+                accel::remember_unusable(&qemu_path, &what);
+                engine = Engine::Tcg;
+            }
+            result => break result,
+        }
+    };
+    drop(terminal);
+    result
+}
+
+/// Everything one boot needs, decided once for every attempt.
+struct Guest<'a> {
+    options: &'a Options,
+    qemu: &'a Path,
+    kernel: &'a Path,
+    initrd: &'a Initramfs,
+    memory: &'a str,
+    cpus: u32,
+    disks: &'a [PathBuf],
+    dirs: &'a [(String, PathBuf, bool)],
+    transport: Option<&'a Transport>,
+    handover: Option<&'a str>,
+    /// The command's stdio are ports (no terminal).
+    pipes: bool,
+    /// `--timeout`: when, and the limit as given.
+    deadline: Option<(Instant, Duration)>,
+}
+
+/// One boot under `engine`, to the VM's end.
+///
+/// # Errors
+/// As [`run`]; [`Error::KvmUnusable`] when under KVM the kernel said
+/// nothing in [`KVM_FIRST_WORDS`] or qemu ended before it did.
+fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Error> {
+    let options = guest.options;
+    let debug = options.debug;
+    let mut scratch =
+        TempDir::create("vm").map_err(|e| Error::Io("create a temp directory".into(), e))?;
+
+    // The shared directories: a virtiofsd each (socket awaited), or 9p.
     let mut daemons = Vec::new();
     let mut filesystems = Vec::new();
-    for (i, (tag, dir, read_only)) in dirs.iter().enumerate() {
-        match &transport {
+    for (i, (tag, dir, read_only)) in guest.dirs.iter().enumerate() {
+        match guest.transport {
             Some(Transport::Virtiofs(virtiofsd)) => {
                 let socket = scratch.path().join(format!("fs{i}.sock"));
                 let export = Export {
@@ -162,12 +245,17 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         }
     }
 
-    // 8. The channels qemu connects to.
+    // The channels qemu connects to.
     let mut kinds = vec![Kind::Status];
-    if pipes {
-        kinds.extend([Kind::Stdin, Kind::Stdout, Kind::Stderr, Kind::Console]);
+    if guest.pipes {
+        kinds.extend([Kind::Stdin, Kind::Stdout, Kind::Stderr]);
     }
-    let mut channels = Channels::listen(scratch.path(), &kinds, debug)?;
+    kinds.push(Kind::Console);
+    let setup = Setup {
+        live_console: debug,
+        relay_console: !guest.pipes,
+    };
+    let mut channels = Channels::listen(scratch.path(), &kinds, setup)?;
     let ports: Vec<Port> = kinds
         .iter()
         .filter_map(|&kind| {
@@ -178,15 +266,11 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
             })
         })
         .collect();
-    let console = if pipes {
-        Console::Socket(Channels::socket(scratch.path(), Kind::Console))
-    } else {
-        Console::Stdio
-    };
+    let console = Channels::socket(scratch.path(), Kind::Console);
 
-    // 9. qemu.
+    // qemu.
     let cmdline = qemu::kernel_cmdline(&KernelArgs {
-        fstype: transport.as_ref().map_or("virtiofs", Transport::fstype),
+        fstype: guest.transport.map_or("virtiofs", Transport::fstype),
         root: match &options.root {
             Root::Dir(_) => RootArg::Shared,
             Root::Image(_) => RootArg::Initramfs,
@@ -194,49 +278,62 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         },
         writes: options.writes,
         shares: &options.shares,
-        handover,
+        handover: guest.handover,
         debug,
+        kernel_speaks: engine == Engine::Kvm,
         append: &options.append,
     });
-    let initrd_path = initrd.pass_to_child()?;
+    let (initrd_fd, initrd_path) = guest.initrd.pass_to_child()?;
     let machine = Machine {
-        disks: &disks,
-        qemu: &qemu_path,
+        disks: guest.disks,
+        qemu: guest.qemu,
         engine,
-        memory: &memory,
-        cpus,
-        kernel: &kernel.image,
+        memory: guest.memory,
+        cpus: guest.cpus,
+        kernel: guest.kernel,
         initrd: &initrd_path,
         cmdline: &cmdline,
         filesystems: &filesystems,
-        console,
+        console: &console,
         ports: &ports,
     };
     let argv = qemu::argv(&machine);
     if debug {
         eprintln!("chrootvm: running {}", crate::shell_words(&argv));
     }
-    // With the console on a socket, qemu gets neither our stdin (chrootvm
-    // relays it) nor our stdout (which is the command's alone).
-    let streams = if pipes {
-        Streams {
-            stdin: Stdio::null(),
-            stdout: Stdio::null(),
-            stderr: Stdio::inherit(),
-        }
-    } else {
-        Streams::inherit()
+    // qemu gets none of our streams but stderr: chrootvm relays the
+    // command's stdio and the console.
+    let streams = Streams {
+        stdin: Stdio::null(),
+        stdout: Stdio::null(),
+        stderr: Stdio::inherit(),
     };
     let mut vm = Helper::spawn(&argv, streams)?;
-    drop(initrd);
+    drop(initrd_fd);
 
-    // 10. Wait for the end.
-    let deadline = options.timeout.map(|limit| (Instant::now() + limit, limit));
-    let end = wait(&mut vm, &mut channels, signals, deadline, &mut scratch);
+    // Wait for the end.
+    let watchdog = Watchdog {
+        started: Instant::now(),
+        first_words: (engine == Engine::Kvm).then_some(KVM_FIRST_WORDS),
+        boot_limit: options.boot_timeout,
+    };
+    let end = wait(
+        &mut vm,
+        &mut channels,
+        signals,
+        guest.deadline,
+        &watchdog,
+        &mut scratch,
+    );
     drop(vm);
     drop(daemons);
-    drop(terminal);
-    let exit = end?;
+    let exit = match end {
+        Ok(exit) => exit,
+        Err(e) => {
+            report_console(&channels, &e, guest.pipes, debug);
+            return Err(e);
+        }
+    };
     if debug {
         match &channels.last_status {
             Some(status) => {
@@ -245,12 +342,69 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
             None => eprintln!("chrootvm: qemu exited ({exit}); init reported no status"),
         }
     }
+    if engine == Engine::Kvm && !channels.console_spoke() && channels.last_status.is_none() {
+        // qemu ended under KVM before the kernel said a word.
+        return Err(Error::KvmUnusable(format!(
+            "qemu ended ({exit}) before the kernel wrote anything under KVM"
+        )));
+    }
     let outcome = outcome(&options.job, exit, channels.last_status);
-    if outcome.is_err() && pipes && !debug {
-        // What the console said is the story of the failure.
-        let _ = io::stderr().write_all(channels.console_tail());
+    if let Err(e) = &outcome {
+        report_console(&channels, e, guest.pipes, debug);
     }
     outcome
+}
+
+/// Shows what the console said when a boot failed, unless it is already
+/// on the screen (`--debug`, or a console relayed once the guest was up).
+fn report_console(channels: &Channels, error: &Error, pipes: bool, debug: bool) {
+    let shown = debug || (!pipes && channels.started());
+    let story = matches!(error, Error::NotBooted(_) | Error::KvmUnusable(_));
+    if story && !shown {
+        let _ = io::stderr().write_all(channels.console_tail());
+    }
+}
+
+/// When a boot that shows no sign of life is given up.
+struct Watchdog {
+    /// When qemu was started.
+    started: Instant,
+    /// Under KVM: how long the kernel may take to say a first word.
+    first_words: Option<Duration>,
+    /// How long init may take to report.
+    boot_limit: Duration,
+}
+
+impl Watchdog {
+    /// The error when the guest has been silent too long; else how long it
+    /// may still be.
+    fn check(&self, channels: &Channels) -> Result<Option<Duration>, Error> {
+        if channels.started() {
+            return Ok(None);
+        }
+        let waited = self.started.elapsed();
+        let mut next = self.boot_limit;
+        if let Some(limit) = self.first_words.filter(|_| !channels.console_spoke()) {
+            if waited >= limit {
+                return Err(Error::KvmUnusable(format!(
+                    "the kernel wrote nothing on the console within {}s under KVM",
+                    limit.as_secs()
+                )));
+            }
+            next = next.min(limit);
+        }
+        if waited >= self.boot_limit {
+            let seen = match channels.last_console_line() {
+                Some(line) => format!("the console's last line: {line}"),
+                None => "nothing on the console (--debug shows the kernel's messages)".into(),
+            };
+            return Err(Error::NotBooted(format!(
+                "init did not report within {}s (--boot-timeout); {seen}",
+                self.boot_limit.as_secs()
+            )));
+        }
+        Ok(Some(next - waited))
+    }
 }
 
 /// The directories to share as (tag, path, read-only): the root first,
@@ -368,11 +522,12 @@ fn outcome(job: &Job, exit: ExitStatus, status: Option<Status>) -> Result<u8, Er
         (_, Some(Status::Fatal)) => {
             Err(Error::NotBooted("init failed (its error is above)".into()))
         }
-        (Job::Command(_), Some(Status::Handover)) | (_, None) if !exit.success() => {
-            Err(Error::NotBooted(format!("qemu failed ({exit})")))
-        }
+        (_, _) if !exit.success() => Err(Error::NotBooted(format!("qemu failed ({exit})"))),
+        (Job::Command(_), Some(Status::Run)) => Err(Error::NotBooted(
+            "the command started, but the guest powered off before it ended (did it power off or reboot the VM?)".into(),
+        )),
         (Job::Command(_), _) => Err(Error::NotBooted(
-            "the guest powered off before the command reported its status".into(),
+            "the guest powered off before the command started".into(),
         )),
         (Job::Handover(_), _) => Err(Error::NotBooted(
             "the guest powered off before init handed over (see the console output above)".into(),
@@ -380,13 +535,14 @@ fn outcome(job: &Job, exit: ExitStatus, status: Option<Status>) -> Result<u8, Er
     }
 }
 
-/// The event loop: returns qemu's exit status, or the timeout, signal or
-/// closed stdout that ended the wait.
+/// The event loop: returns qemu's exit status, or the timeout, signal,
+/// closed stdout or silent guest that ended the wait.
 fn wait(
     vm: &mut Helper,
     channels: &mut Channels,
     signals: &Signals,
     deadline: Option<(Instant, Duration)>,
+    watchdog: &Watchdog,
     scratch: &mut TempDir,
 ) -> Result<ExitStatus, Error> {
     let vm_exit = pidfd_open(Pid::from_child(vm.child()), PidfdFlags::empty())
@@ -398,19 +554,18 @@ fn wait(
                 _ => Ok(exit),
             };
         }
-        let timeout = match deadline {
-            Some((at, limit)) => {
-                let left = at.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::Timeout(limit));
-                }
-                Some(Timespec {
-                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                    tv_nsec: i64::from(left.subsec_nanos()),
-                })
+        let mut left = watchdog.check(channels)?;
+        if let Some((at, limit)) = deadline {
+            let until = at.saturating_duration_since(Instant::now());
+            if until.is_zero() {
+                return Err(Error::Timeout(limit));
             }
-            None => None,
-        };
+            left = Some(left.map_or(until, |left| left.min(until)));
+        }
+        let timeout = left.map(|left| Timespec {
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(left.subsec_nanos()),
+        });
         let ready: Vec<Slot> = {
             let fds = channels.poll_fds();
             let mut polled = vec![

@@ -103,6 +103,9 @@ pub fn run_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         Err(errno) => fatal!(boot, "cannot watch for child exits: {}", Text(errno)),
     };
     debug!(boot.log, "running {}", Show(spec.command().to_bytes()));
+    // The host's sign that the guest is up: its boot watchdog stops here,
+    // and what it holds back for the command (stdin, the console) flows.
+    boot.report(Status::Run);
     let pid = match rt::fork() {
         Ok(None) => start_command(boot, spec, &streams),
         Ok(Some(pid)) => pid,

@@ -8,6 +8,7 @@
 //!
 //! | line | meaning |
 //! | --- | --- |
+//! | `run` | the command is about to start (run mode): the guest has booted |
 //! | `handover` | init is about to exec the real init as PID 1 |
 //! | `exit N OUT ERR` | the command ended with status N (0-255) after writing OUT bytes to its stdout port and ERR to its stderr port |
 //! | `fatal` | init hit a fatal error and is powering off |
@@ -36,6 +37,8 @@ pub const ACK: &[u8] = b"ok\n";
 /// One report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
+    /// The command is about to start: the boot is over.
+    Run,
     /// PID 1 goes to the real init; the VM's end is that system's power-off.
     Handover,
     /// The command ended.
@@ -63,6 +66,7 @@ impl Status {
     /// ```
     pub fn parse(line: &[u8]) -> Option<Status> {
         match line {
+            b"run" => Some(Status::Run),
             b"handover" => Some(Status::Handover),
             b"fatal" => Some(Status::Fatal),
             _ => {
@@ -100,6 +104,7 @@ impl fmt::Display for Status {
     /// The line as sent, newline included.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Status::Run => f.write_str("run\n"),
             Status::Handover => f.write_str("handover\n"),
             Status::Exit {
                 code,
@@ -117,7 +122,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let mut all = vec![Status::Handover, Status::Fatal];
+        let mut all = vec![Status::Run, Status::Handover, Status::Fatal];
         all.extend((0..=255).map(|code| Status::Exit {
             code,
             stdout: 0,
