@@ -11,6 +11,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The workspace's target directory holding the release binaries.
@@ -467,6 +468,170 @@ pub fn qemu_running(pid: u32) -> bool {
     processes_mentioning("qemu-system")
         .iter()
         .any(|p| p.contains(&format!("chrootvm-vm-{pid}-")))
+}
+
+/// The Rust virtiofsd (built by scripts/install-deps into
+/// ~/.cache/chrootvm), or $CHROOTVM_TEST_RUST_VIRTIOFSD.
+pub fn rust_virtiofsd() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROOTVM_TEST_RUST_VIRTIOFSD") {
+        return PathBuf::from(path);
+    }
+    let cache = Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/chrootvm");
+    let mut found: Vec<PathBuf> = fs::read_dir(&cache)
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("virtiofsd-"))
+                .map(|e| e.path().join("bin/virtiofsd"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().expect(
+        "no Rust virtiofsd in ~/.cache/chrootvm: run scripts/install-deps (make check does)",
+    )
+}
+
+/// The two virtiofsd flavours as `VIRTIOFSD` values: Debian's legacy C
+/// daemon and the Rust one.
+pub fn both_virtiofsd() -> [(&'static str, PathBuf); 2] {
+    [
+        ("C", PathBuf::from("/usr/lib/qemu/virtiofsd")),
+        ("Rust", rust_virtiofsd()),
+    ]
+}
+
+/// A command run under the `subreaper` test program (tests/src/bin), so
+/// that whatever it leaves running when it exits is reported at that very
+/// instant.
+pub struct Reaped {
+    child: Child,
+    command: String,
+    start: Instant,
+    /// The command's own pid (not the subreaper's).
+    pub pid: u32,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Starts `command` under `subreaper` (pass `env!("CARGO_BIN_EXE_subreaper")`).
+pub fn start_reaped(subreaper: &str, command: &Command) -> Reaped {
+    let text = describe(command);
+    let mut wrapped = Command::new(subreaper);
+    wrapped.arg(command.get_program()).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    let mut child = wrapped
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {text}: {e}"));
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let readers = vec![
+        drain(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+        drain(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+    ];
+    let start = Instant::now();
+    let pid = loop {
+        let text = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
+        if let Some(pid) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("subreaper: started "))
+        {
+            break pid.trim().parse().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "subreaper did not start {text}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Reaped {
+        child,
+        command: text,
+        start,
+        pid,
+        stdout,
+        readers,
+        stderr,
+    }
+}
+
+/// Copies a pipe into a buffer on a thread, so the writer never blocks.
+fn drain(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            into.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+impl Reaped {
+    /// Waits until stdout holds `text` (an event from the guest); panics
+    /// with everything printed so far after `limit`, or if the command
+    /// ended first.
+    pub fn wait_for_stdout(&mut self, text: &str, limit: Duration) {
+        let end = Instant::now() + limit;
+        loop {
+            if String::from_utf8_lossy(&self.stdout.lock().unwrap()).contains(text) {
+                return;
+            }
+            let ended = self.child.try_wait().unwrap().is_some();
+            if ended || Instant::now() > end {
+                panic!(
+                    "no {text:?} on stdout ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    if ended { "it ended" } else { "timed out" },
+                    String::from_utf8_lossy(&self.stdout.lock().unwrap()),
+                    String::from_utf8_lossy(&self.stderr.lock().unwrap())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` to the command.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.pid).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits for the end: the run, and what was left running when the
+    /// command exited (one `PID COMM CMDLINE` each).
+    pub fn finish(mut self) -> (Run, Vec<String>) {
+        let status = self.child.wait().unwrap();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let stdout = std::mem::take(&mut *self.stdout.lock().unwrap());
+        let stderr = std::mem::take(&mut *self.stderr.lock().unwrap());
+        let text = String::from_utf8_lossy(&stderr).into_owned();
+        let left = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("subreaper: left "))
+            .map(str::to_string)
+            .collect();
+        let run = Run {
+            command: self.command,
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: text,
+            raw_stdout: stdout,
+            raw_stderr: stderr,
+            elapsed: self.start.elapsed(),
+        };
+        (run, left)
+    }
 }
 
 #[cfg(test)]

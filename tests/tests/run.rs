@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use tests::{
     Scratch, busybox_root, chrootvm_command, chrootvm_quiet, generic_kernel, kernel, qemu_running,
-    run, run_with_input, stop_when, temp_dirs_of, wait_until_gone,
+    run, run_with_input, rust_virtiofsd, stop_when, temp_dirs_of, wait_until_gone,
 };
 
 /// Deterministic bytes covering all 256 values (an LCG), different per
@@ -309,28 +309,6 @@ fn overlay_writes_vanish_and_leave_the_directory_untouched() {
         before == after,
         "the directory should be byte-identical after an --overlay run",
     );
-}
-
-/// The Rust virtiofsd (built by scripts/install-deps into
-/// ~/.cache/chrootvm), or $CHROOTVM_TEST_RUST_VIRTIOFSD.
-fn rust_virtiofsd() -> PathBuf {
-    if let Some(path) = std::env::var_os("CHROOTVM_TEST_RUST_VIRTIOFSD") {
-        return PathBuf::from(path);
-    }
-    let cache = Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/chrootvm");
-    let mut found: Vec<PathBuf> = fs::read_dir(&cache)
-        .map(|dir| {
-            dir.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("virtiofsd-"))
-                .map(|e| e.path().join("bin/virtiofsd"))
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().expect(
-        "no Rust virtiofsd in ~/.cache/chrootvm: run scripts/install-deps (make check does)",
-    )
 }
 
 /// The Rust daemon (`--shared-dir`) serves the root as well as the C one.

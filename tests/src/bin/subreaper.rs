@@ -1,0 +1,99 @@
+//! `subreaper COMMAND [ARGS...]`: runs COMMAND as a child subreaper, so
+//! that anything COMMAND started and left behind becomes our child, and
+//! reports what is left the instant COMMAND has exited: one line
+//! `subreaper: left PID COMM CMDLINE` on stderr per surviving descendant,
+//! which is then killed and reaped. Its first line on stderr is
+//! `subreaper: started PID` (COMMAND's pid, for signals). Exits with
+//! COMMAND's status (128+N for signal N).
+//!
+//! The tests run chrootvm under it: "when chrootvm returns, no process it
+//! started, nor a descendant of one, still exists" is then checked with no
+//! sleep and no guess from command lines.
+
+use std::process::{Command, ExitCode};
+
+use rustix::process::{Pid, Signal, WaitOptions, kill_process, set_child_subreaper, waitpid};
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let Some(program) = args.next() else {
+        eprintln!("usage: subreaper COMMAND [ARGS...]");
+        return ExitCode::from(2);
+    };
+    if let Err(e) = set_child_subreaper(Some(rustix::process::getpid())) {
+        eprintln!("subreaper: cannot become a subreaper: {e}");
+        return ExitCode::from(2);
+    }
+    let child = match Command::new(&program).args(args).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("subreaper: cannot run {}: {e}", program.to_string_lossy());
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!("subreaper: started {}", child.id());
+    let pid = Pid::from_child(&child);
+    // Waits for COMMAND alone: an orphan that exits first is reaped later.
+    let status = loop {
+        match waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => break status,
+            Ok(None) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("subreaper: cannot wait: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    // At once: anything alive now outlived COMMAND.
+    for left in children() {
+        let stat = std::fs::read_to_string(format!("/proc/{left}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+        {
+            continue; // exited already: only our wait was missing
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{left}/comm")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{left}/cmdline")).unwrap_or_default();
+        eprintln!(
+            "subreaper: left {left} {} {}",
+            comm.trim(),
+            String::from_utf8_lossy(&cmdline).replace('\0', " ").trim()
+        );
+    }
+    // Clean up after the report.
+    while !children().is_empty() {
+        for left in children() {
+            if let Some(pid) = Pid::from_raw(left) {
+                let _ = kill_process(pid, Signal::KILL);
+            }
+        }
+        let _ = waitpid(None, WaitOptions::empty());
+    }
+    let code = match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(255),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+        _ => 255,
+    };
+    ExitCode::from(code)
+}
+
+/// Our children, from /proc/self/task/*/children.
+fn children() -> Vec<i32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        pids.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    pids
+}
