@@ -32,7 +32,7 @@ mod shell;
 mod switch_root;
 
 use core::ffi::CStr;
-use init::cmdline::{Cmdline, Root};
+use init::cmdline::Cmdline;
 use init::plan::API_MOUNTS;
 
 use boot::Boot;
@@ -75,17 +75,14 @@ fn main(env: &[&CStr]) -> ! {
     let loopback = identity::apply(&boot);
     profile.step(&boot, "identity");
 
-    // 5-7. Root, shares, switch. Without a root the initramfs stays root.
-    match boot.cmdline.root() {
-        Root::Initramfs => debug!(boot.log, "no root given: staying in the initramfs"),
-        root => {
-            mounts::mount_root(&boot, root, &modules);
-            mounts::mount_shares(&boot, &modules);
-            profile.step(&boot, "root and shares");
-            switch_root::switch_root(&boot);
-            identity::write_machine_id(&boot);
-            profile.step(&boot, "switch root");
-        }
+    // 5-7. Root, shares, switch. With no root given, virtiofs tag
+    // `rootfs` if a device has it, else the initramfs stays root.
+    if mounts::mount_root(&boot, boot.cmdline.root(), &modules) {
+        mounts::mount_shares(&boot, &modules);
+        profile.step(&boot, "root and shares");
+        switch_root::switch_root(&boot);
+        identity::write_machine_id(&boot);
+        profile.step(&boot, "switch root");
     }
     identity::wait_for_loopback(&boot, loopback);
     profile.total(&boot, modules.init_us);
