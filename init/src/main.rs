@@ -76,10 +76,12 @@ fn main(env: &[&CStr]) -> ! {
     profile.step(&boot, "identity");
 
     // 5-7. Root, shares, switch. With no root given, virtiofs tag
-    // `rootfs` if a device has it, else the initramfs stays root.
-    if mounts::mount_root(&boot, boot.cmdline.root(), &modules) {
-        mounts::mount_shares(&boot, &modules);
-        profile.step(&boot, "root and shares");
+    // `rootfs` if a device has it, else the initramfs stays root; shares
+    // either way.
+    let switching = mounts::mount_root(&boot, boot.cmdline.root(), &modules);
+    mounts::mount_shares(&boot, &modules);
+    profile.step(&boot, "root and shares");
+    if switching {
         switch_root::switch_root(&boot);
         identity::write_machine_id(&boot);
         profile.step(&boot, "switch root");

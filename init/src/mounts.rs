@@ -216,7 +216,9 @@ pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) -> bool {
 }
 
 /// Step 6: each `mount=TAG`/`mount-ro=TAG` at /run/mnt/TAG, over virtiofs,
-/// or 9p when `rootfstype=9p` says that is how this host shares.
+/// or 9p when `rootfstype=9p` says that is how this host shares. In the
+/// initramfs's /run, which moves into the new root, or stays when the
+/// initramfs is the root.
 #[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn mount_shares(boot: &Boot<'_>, modules: &Loaded) {
     if boot.cmdline.shares_dropped > 0 {
