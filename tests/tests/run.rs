@@ -553,3 +553,36 @@ fn interactive_shell_on_a_terminal() {
     drop(keyboard);
     let _ = reading.join();
 }
+
+/// Issue 12: with the initramfs as root (`--initrd`), shares are mounted
+/// at /run/mnt/TAG of the initramfs, as with a shared root.
+#[test]
+fn initrd_root_gets_its_shares() {
+    let scratch = Scratch::new("initrd-shares");
+    let share = scratch.dir("share");
+    fs::write(share.join("f"), "from the share\n").unwrap();
+    let image = scratch.path().join("image.cpio");
+    let status = Command::new(tests::bin("mkinitrd"))
+        .arg("--moddir")
+        .arg(tests::moddir())
+        .args(["--file", "/bin/busybox:/bin/busybox"])
+        .args(["--symlink", "/bin/cat:busybox"])
+        .arg("-o")
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkinitrd should pack the image");
+    let mut command = chrootvm_command();
+    command
+        .arg("--initrd")
+        .arg(&image)
+        .arg("--mount-ro")
+        .arg("s1")
+        .arg(&share)
+        .args(["cat", "/run/mnt/s1/f"]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0) && vm.stdout == "from the share\n",
+        "the share should be at /run/mnt/s1 in the initramfs",
+    );
+}
