@@ -75,12 +75,17 @@ fn main(env: &[&CStr]) -> ! {
     let loopback = identity::apply(&boot);
     profile.step(&boot, "identity");
 
-    // 5-7. Root, shares, switch. With no root given, virtiofs tag
-    // `rootfs` if a device has it, else the initramfs stays root; shares
-    // either way.
+    // 5-6. Root and shares. With no root given, virtiofs tag `rootfs` if
+    // a device has it, else the initramfs stays root; shares either way.
     let switching = mounts::mount_root(&boot, boot.cmdline.root(), &modules);
     mounts::mount_shares(&boot, &modules);
     profile.step(&boot, "root and shares");
+    // 9a. What the report and run mode need from /dev, /sys and /proc,
+    // opened before the switch: a tree chroot(1) takes may have none.
+    boot.open_status_port();
+    let command = spec.map(|spec| run::prepare(&boot, spec));
+    profile.step(&boot, "ports");
+    // 7. Switch.
     if switching {
         switch_root::switch_root(&boot);
         identity::write_machine_id(&boot);
@@ -90,8 +95,8 @@ fn main(env: &[&CStr]) -> ! {
     profile.total(&boot, modules.init_us);
 
     // 9. Run the command as PID 1's child, or hand PID 1 to the real init.
-    match spec {
-        Some(spec) => run::run_command(&boot, &spec),
+    match command {
+        Some(command) => run::run_command(&boot, command),
         None => handover::exec_init(&boot, env),
     }
 }

@@ -77,8 +77,8 @@ struct Relay {
 
 /// Where the command's stdin, stdout and stderr go.
 enum Streams {
-    /// The console, as controlling terminal.
-    Console,
+    /// The console's tty, to become its controlling terminal.
+    Console(OwnedFd),
     /// The virtio ports; the command writes to pipes init relays.
     Ports {
         stdin: OwnedFd,
@@ -89,13 +89,49 @@ enum Streams {
     },
 }
 
-/// Runs the command, reports its status and powers off.
-pub fn run_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
+/// The command to run, with what it needs from /dev and /proc opened
+/// while the initramfs's are at hand: the root it runs in may have no
+/// /dev, /proc or /sys at all (a tree chroot(1) takes).
+pub struct Command<'a> {
+    spec: RunSpec<'a>,
+    streams: Streams,
+    /// /proc/sys/kernel/printk, to quiet the console before power-off.
+    printk: Option<OwnedFd>,
+}
+
+/// Opens the command's stdio (the console's tty, or the virtio ports and
+/// the pipes) and what the end needs. All close-on-exec: the child dup2s
+/// what it needs onto 0-2.
+#[inline(never)] // its locals stay off main's frame: see main.rs
+pub fn prepare<'a>(boot: &Boot<'_>, spec: RunSpec<'a>) -> Command<'a> {
     let streams = if spec.tty {
-        Streams::Console
+        match crate::console::open_terminal() {
+            Ok(tty) => Streams::Console(tty),
+            Err(errno) => fatal!(boot, "cannot open the console's tty: {}", Text(errno)),
+        }
     } else {
         open_ports(boot)
     };
+    let printk = rustix::fs::open(
+        c"/proc/sys/kernel/printk",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    Command {
+        spec,
+        streams,
+        printk: printk.ok(),
+    }
+}
+
+/// Runs the command, reports its status and powers off.
+pub fn run_command(boot: &Boot<'_>, command: Command<'_>) -> ! {
+    let Command {
+        spec,
+        streams,
+        printk,
+    } = command;
+    let spec = &spec;
     // SIGCHLD becomes an fd before the fork, so no exit can be missed.
     let sigchld = rt::block_sigchld().and_then(|()| rt::sigchld_fd());
     let sigchld = match sigchld {
@@ -114,7 +150,7 @@ pub fn run_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         ),
     };
     let mut relays = match streams {
-        Streams::Console => [None, None],
+        Streams::Console(_) => [None, None],
         // The write ends close here: only the command holds them now.
         Streams::Ports {
             stdout,
@@ -150,7 +186,11 @@ pub fn run_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         stderr,
     });
     boot.wait_for_ack();
-    quiet_console();
+    // Keeps the kernel's power-off message off a console the user is
+    // reading: console log level 0 prints nothing.
+    if let Some(printk) = printk {
+        let _ = rustix::io::write(&printk, b"0");
+    }
     power_off()
 }
 
@@ -199,7 +239,7 @@ fn start_command(boot: &Boot<'_>, spec: &RunSpec<'_>, streams: &Streams) -> ! {
     // and Ctrl-C and job control reach the command, not init.
     let _ = rustix::process::setsid();
     let stdio = match streams {
-        Streams::Console => crate::console::take_terminal(spec.winsize),
+        Streams::Console(tty) => crate::console::take_terminal(tty, spec.winsize),
         Streams::Ports {
             stdin,
             stdout,
@@ -410,17 +450,5 @@ fn pump(boot: &Boot<'_>, relay: &mut Relay, buf: &mut [u8]) {
         }
         Err(Errno::INTR | Errno::AGAIN) => {}
         Err(_) => relay.from = None,
-    }
-}
-
-/// Keeps the kernel's power-off message off a console the user is
-/// reading: console log level 0 prints nothing.
-fn quiet_console() {
-    if let Ok(fd) = rustix::fs::open(
-        c"/proc/sys/kernel/printk",
-        OFlags::WRONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        let _ = rustix::io::write(&fd, b"0");
     }
 }

@@ -29,7 +29,8 @@ pub fn run(boot: &Boot<'_>) {
     match rt::fork() {
         Ok(None) => {
             let _ = rustix::process::setsid();
-            if let Err(errno) = crate::console::take_terminal(None) {
+            let tty = crate::console::open_terminal();
+            if let Err(errno) = tty.and_then(|tty| crate::console::take_terminal(&tty, None)) {
                 warning!(
                     boot.log,
                     "cannot make the console the shell's terminal: {}",
