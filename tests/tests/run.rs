@@ -586,3 +586,39 @@ fn initrd_root_gets_its_shares() {
         "the share should be at /run/mnt/s1 in the initramfs",
     );
 }
+
+/// Issue 12: a tree holding only a static program, with no /dev, /proc,
+/// /sys, /run or /tmp, runs like `chroot ./tree /bin/busybox ...`: its
+/// stdin, stdout, stderr and status come through (init opens the ports
+/// before the switch), read-only, `--rw` and `--overlay`, and the tree
+/// is left as it was (the command sees no /proc or /dev, as under chroot).
+#[test]
+fn tree_with_only_a_static_program_runs_like_chroot() {
+    let scratch = Scratch::new("bare-tree");
+    let tree = scratch.dir("tree");
+    fs::create_dir(tree.join("bin")).unwrap();
+    fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
+    for mode in [None, Some("--rw"), Some("--overlay")] {
+        let mut command = chrootvm_command();
+        command.args(mode).arg(&tree).args([
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "read line; echo \"in: $line\"; /bin/busybox ls /; echo to-stderr >&2; exit 7",
+        ]);
+        let vm = run_with_input(command, Some(b"typed\n".to_vec()));
+        vm.check(
+            vm.code() == Some(7) && vm.stdout == "in: typed\nbin\n",
+            &format!("{mode:?}: the command should run with its stdio and status"),
+        );
+        vm.check(
+            vm.stderr.lines().any(|l| l == "to-stderr"),
+            &format!("{mode:?}: stderr should come through"),
+        );
+        let entries: Vec<_> = fs::read_dir(&tree)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        vm.check(entries == ["bin"], "the tree should be left as it was");
+    }
+}
