@@ -7,9 +7,14 @@
 
 use crate::rapido::MAX_MACS;
 
-/// Most shares one boot can mount at /run/mnt/TAG; more are reported and
-/// ignored (qemu's PCI bus runs out of slots well before this).
-pub const MAX_SHARES: usize = 16;
+/// Most shares one boot can mount at /run/mnt/TAG; more are a fatal
+/// error, as a share the command expects must not silently be missing.
+/// qemu's q35 machine with `-nodefaults` has 30 free PCI slots on its root
+/// bus (`-device` number 31 fails with "PCI: no slot/function available"),
+/// and chrootvm takes one for the virtio-serial ports and one for the root:
+/// 28 are left, one per virtiofs share. chrootvm refuses more with the same
+/// number.
+pub const MAX_SHARES: usize = 28;
 
 /// The virtiofs tag mounted as root when the command line names no root
 /// (osbuild/initrd's runner passes none), if a device has it.
@@ -194,7 +199,7 @@ pub struct Cmdline<'a> {
     pub overlay: bool,
     shares: [Share<'a>; MAX_SHARES],
     share_count: usize,
-    /// Shares given beyond [`MAX_SHARES`], which are ignored.
+    /// Shares given beyond [`MAX_SHARES`], which init refuses to boot with.
     pub shares_dropped: usize,
     /// `rapido.hostname=H[.D]`.
     pub hostname: Option<&'a [u8]>,

@@ -5,7 +5,7 @@ use core::ffi::CStr;
 use core::fmt::Write;
 use core::mem::MaybeUninit;
 use init::buf::{CPath, Line, Show};
-use init::cmdline::{DEFAULT_ROOT_TAG, Root, is_valid_tag};
+use init::cmdline::{DEFAULT_ROOT_TAG, MAX_SHARES, Root, is_valid_tag};
 use init::errno::Text;
 use init::plan::{
     ApiMount, DEV_LINKS, DEV_NODES, OVERLAY_DATA, OVERLAY_DIR, OVERLAY_LOWER, OVERLAY_UPPER,
@@ -221,12 +221,14 @@ pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) -> bool {
 /// initramfs is the root.
 #[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn mount_shares(boot: &Boot<'_>, modules: &Loaded) {
-    if boot.cmdline.shares_dropped > 0 {
-        warning!(
-            boot.log,
-            "{} shares beyond the first {} are ignored",
-            boot.cmdline.shares_dropped,
-            init::cmdline::MAX_SHARES
+    // A share the command expects must not be quietly missing.
+    let dropped = boot.cmdline.shares_dropped;
+    if dropped > 0 {
+        fatal!(
+            boot,
+            "cannot mount {} shares: {} more than the {MAX_SHARES} init takes (qemu's PCI bus has no slots for more)",
+            MAX_SHARES + dropped,
+            dropped
         );
     }
     if boot.cmdline.shares().is_empty() {
