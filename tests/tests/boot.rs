@@ -490,3 +490,30 @@ fn osbuild_runner_without_a_root_parameter_gets_tag_rootfs() {
         "the read-only share took a write"
     );
 }
+
+/// Issue 13: more shares than init takes stop the boot with one line
+/// naming the limit (28: the PCI slots qemu's q35 bus has left), where
+/// init used to mount the first 16 and drop the rest quietly.
+#[test]
+fn more_shares_than_init_takes_is_a_fatal_error() {
+    let scratch = Scratch::new("too-many-shares");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    let shares: Vec<String> = (0..30).map(|i| format!("mount=t{i}")).collect();
+    let mut command = chrootvm_command();
+    command
+        .arg("--append")
+        .arg(shares.join(" "))
+        .arg(&root)
+        .arg("true");
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(123),
+        "chrootvm should exit 123 (the VM did not boot)",
+    );
+    vm.check(
+        vm.output()
+            .contains("init: cannot mount 30 shares: 2 more than the 28 init takes ("),
+        "init should refuse the shares it cannot take, naming the limit",
+    );
+}
