@@ -562,9 +562,11 @@ pub fn loopback_up() -> Result<(), Errno> {
     check(ret).map(|_| ())
 }
 
-/// Size of [`spec_buffer`]: more than execve takes (ARG_MAX is a quarter
-/// of the 8 MiB stack limit, and one string at most 128 KiB).
-pub const SPEC_BUFFER: usize = 1 << 20;
+/// Size of [`spec_buffer`]: twice what execve takes under the 8 MiB stack
+/// limit PID 1 and the command get (`init::runspec::exec_arg_limit`: 2 MiB
+/// of strings and pointers), so a command whose lists are too long fails
+/// at execve, naming itself, rather than here.
+pub const SPEC_BUFFER: usize = 4 << 20;
 
 /// Room for /proc/cmdline (COMMAND_LINE_SIZE is 2048 on x86, 4096 at most
 /// on other architectures).

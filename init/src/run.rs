@@ -278,17 +278,10 @@ fn exec_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         rt::execve::<{ MAX_ARGS + 1 }, { MAX_ARGS + 1 }>(path, spec.args(), spec.env())
     };
     if command.contains(&b'/') {
-        let errno = exec(spec.command());
-        error!(
-            boot.log,
-            "cannot execute {}: {}",
-            Show(command),
-            Text(errno)
-        );
-        rt::exit_group(if errno == Errno::NOENT { 127 } else { 126 });
+        exec_failed(boot, command, exec(spec.command()));
     }
     let path = spec.var(b"PATH").unwrap_or(DEFAULT_PATH);
-    let mut denied = None;
+    let mut denied = false;
     for dir in path.split(|&b| b == b':') {
         let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
         let Ok(candidate) = CPath::<4096>::join(&[dir, b"/", command]) else {
@@ -297,38 +290,42 @@ fn exec_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         match exec(candidate.as_c_str()) {
             Errno::NOENT | Errno::NOTDIR => {}
             // Keep looking, as execvp does; report it if nothing else runs.
-            Errno::ACCESS => denied = Some(Errno::ACCESS),
-            errno => {
-                error!(
-                    boot.log,
-                    "cannot execute {}: {}",
-                    Show(candidate.as_bytes()),
-                    Text(errno)
-                );
-                rt::exit_group(126);
-            }
+            Errno::ACCESS => denied = true,
+            // The lists are too long wherever the command is: name it as
+            // given, not a PATH entry (a host's, perhaps) it was tried in.
+            Errno::TOOBIG => exec_failed(boot, command, Errno::TOOBIG),
+            errno => exec_failed(boot, candidate.as_bytes(), errno),
         }
     }
-    match denied {
-        Some(errno) => {
-            error!(
-                boot.log,
-                "cannot execute {}: {}",
-                Show(command),
-                Text(errno)
-            );
-            rt::exit_group(126)
-        }
-        None => {
-            error!(
-                boot.log,
-                "cannot execute {}: command not found (PATH={})",
-                Show(command),
-                Show(path)
-            );
-            rt::exit_group(127)
-        }
+    if denied {
+        exec_failed(boot, command, Errno::ACCESS);
     }
+    error!(
+        boot.log,
+        "cannot execute {}: command not found (PATH={})",
+        Show(command),
+        Show(path)
+    );
+    rt::exit_group(127)
+}
+
+/// Says why `name` cannot be executed and exits as the shell does: 127
+/// when it is not there, 126 otherwise. E2BIG says the limit it met.
+fn exec_failed(boot: &Boot<'_>, name: &[u8], errno: Errno) -> ! {
+    if errno == Errno::TOOBIG {
+        let stack = rustix::process::getrlimit(rustix::process::Resource::Stack).current;
+        error!(
+            boot.log,
+            "cannot execute {}: {} (execve takes at most {} KiB of arguments and environment, a quarter of the stack size limit, and {} KiB per string)",
+            Show(name),
+            Text(errno),
+            runspec::exec_arg_limit(stack) >> 10,
+            runspec::MAX_ARG_STRLEN >> 10
+        );
+    } else {
+        error!(boot.log, "cannot execute {}: {}", Show(name), Text(errno));
+    }
+    rt::exit_group(if errno == Errno::NOENT { 127 } else { 126 })
 }
 
 /// Relays output and reaps children until the command has exited, its
