@@ -22,9 +22,6 @@ use crate::fsutil::{find_virtio_port, read_file};
 use crate::log::{debug, error, warning};
 use crate::rt;
 
-/// Most arguments, and most environment variables, a command gets.
-const MAX_ARGS: usize = 1024;
-
 /// PATH when the spec's environment has none.
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -274,9 +271,8 @@ fn start_command(boot: &Boot<'_>, spec: &RunSpec<'_>, streams: &Streams) -> ! {
 /// 127 when it is not found, 126 when it cannot be executed.
 fn exec_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
     let command = spec.command().to_bytes();
-    let exec = |path: &CStr| {
-        rt::execve::<{ MAX_ARGS + 1 }, { MAX_ARGS + 1 }>(path, spec.args(), spec.env())
-    };
+    let slots = rt::exec_slots();
+    let mut exec = |path: &CStr| rt::execve(path, spec.args(), spec.env(), slots);
     if command.contains(&b'/') {
         exec_failed(boot, command, exec(spec.command()));
     }

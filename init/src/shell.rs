@@ -45,7 +45,8 @@ pub fn run(boot: &Boot<'_>) {
                 c"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 c"PS1=(init) # ",
             ];
-            let errno = rt::execve::<2, 5>(SHELL, argv.iter().copied(), env.iter().copied());
+            let mut slots = [core::ptr::null(); 7];
+            let errno = rt::execve(SHELL, argv, env, &mut slots);
             error!(boot.log, "cannot execute /bin/sh: {}", Text(errno));
             rt::exit_group(127)
         }
