@@ -82,6 +82,12 @@ impl<'a> Boot<'a> {
         }
     }
 
+    /// Opens the status port when `init.status` asks for one, while /dev
+    /// and /sys are at hand: the new root may have neither.
+    pub fn open_status_port(&self) {
+        let _ = self.status_port();
+    }
+
     fn status_port(&self) -> Option<&OwnedFd> {
         if !self.cmdline.status {
             return None;

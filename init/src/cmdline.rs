@@ -7,9 +7,18 @@
 
 use crate::rapido::MAX_MACS;
 
-/// Most shares one boot can mount at /run/mnt/TAG; more are reported and
-/// ignored (qemu's PCI bus runs out of slots well before this).
-pub const MAX_SHARES: usize = 16;
+/// Most shares one boot can mount at /run/mnt/TAG; more are a fatal
+/// error, as a share the command expects must not silently be missing.
+/// qemu's q35 machine with `-nodefaults` has 30 free PCI slots on its root
+/// bus (`-device` number 31 fails with "PCI: no slot/function available"),
+/// and chrootvm takes one for the virtio-serial ports and one for the root:
+/// 28 are left, one per virtiofs share. chrootvm refuses more with the same
+/// number.
+pub const MAX_SHARES: usize = 28;
+
+/// The virtiofs tag mounted as root when the command line names no root
+/// (osbuild/initrd's runner passes none), if a device has it.
+pub const DEFAULT_ROOT_TAG: &[u8] = b"rootfs";
 
 /// The key prefix of `rapido.mac.IF=MAC`.
 const MAC_PREFIX: &[u8] = b"rapido.mac.";
@@ -135,7 +144,9 @@ pub struct Share<'a> {
 /// `rootfstype=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Root<'a> {
-    /// No root given: the initramfs stays the root (rapido style).
+    /// No root given: virtiofs tag [`DEFAULT_ROOT_TAG`] when a device has
+    /// it, as osbuild/initrd does; else the initramfs stays the root
+    /// (rapido style). Only the boot can tell which.
     Initramfs,
     /// A virtiofs tag (`rootfs=TAG`, or `root=TAG rootfstype=virtiofs`).
     Virtiofs(&'a [u8]),
@@ -188,7 +199,7 @@ pub struct Cmdline<'a> {
     pub overlay: bool,
     shares: [Share<'a>; MAX_SHARES],
     share_count: usize,
-    /// Shares given beyond [`MAX_SHARES`], which are ignored.
+    /// Shares given beyond [`MAX_SHARES`], which init refuses to boot with.
     pub shares_dropped: usize,
     /// `rapido.hostname=H[.D]`.
     pub hostname: Option<&'a [u8]>,
@@ -459,6 +470,21 @@ mod tests {
         );
         assert_eq!(line.init, Some(&b"/run/mnt/mnt0/osbuild/vm.py"[..]));
         assert_eq!(line.verbosity, Verbosity::Normal);
+    }
+
+    #[test]
+    fn osbuild_runner_names_no_root() {
+        // osbuild/initrd's own runner: the root is tag `rootfs`, unnamed.
+        let line = Cmdline::parse(b"console=ttyS0 quiet init=/run/mnt/test/init.sh mount-ro=test");
+        assert_eq!(line.root(), Root::Initramfs);
+        assert_eq!(
+            line.shares(),
+            [Share {
+                tag: b"test",
+                read_only: true
+            }]
+        );
+        assert_eq!(DEFAULT_ROOT_TAG, b"rootfs");
     }
 
     #[test]

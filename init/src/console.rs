@@ -4,7 +4,7 @@
 //! Also the console as a child's controlling terminal (run mode, the
 //! emergency shell).
 
-use rustix::fd::AsRawFd;
+use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::fs::{CWD, Mode, OFlags, makedev, mkdir, mknodat};
 use rustix::io::Errno;
 use rustix::termios::{Winsize, tcsetwinsize};
@@ -52,18 +52,24 @@ fn open_console() -> Result<rustix::fd::OwnedFd, Errno> {
     rustix::fs::open(CONSOLE.path, OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
 }
 
-/// In a new session: the console's real tty (/dev/console itself cannot
-/// be a controlling terminal) on fds 0-2, as controlling terminal, with
-/// `winsize` when given (the host's).
-pub fn take_terminal(winsize: Option<(u16, u16)>) -> Result<(), Errno> {
+/// The console's real tty (/dev/console itself cannot be a controlling
+/// terminal), opened close-on-exec for [`take_terminal`].
+pub fn open_terminal() -> Result<OwnedFd, Errno> {
     let tty = active_console();
-    // No O_NOCTTY: opening it in the new session makes it the controlling
-    // terminal; TIOCSCTTY says so explicitly.
-    let fd = rustix::fs::open(tty.as_c_str(), OFlags::RDWR, Mode::empty())?;
-    rustix::process::ioctl_tiocsctty(&fd)?;
+    rustix::fs::open(
+        tty.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// In a new session: `tty` on fds 0-2, as controlling terminal (TIOCSCTTY
+/// works on an fd opened O_NOCTTY), with `winsize` when given (the host's).
+pub fn take_terminal(tty: &OwnedFd, winsize: Option<(u16, u16)>) -> Result<(), Errno> {
+    rustix::process::ioctl_tiocsctty(tty)?;
     if let Some((rows, cols)) = winsize {
         let _ = tcsetwinsize(
-            &fd,
+            tty,
             Winsize {
                 ws_row: rows,
                 ws_col: cols,
@@ -72,9 +78,9 @@ pub fn take_terminal(winsize: Option<(u16, u16)>) -> Result<(), Errno> {
             },
         );
     }
-    rustix::stdio::dup2_stdin(&fd)?;
-    rustix::stdio::dup2_stdout(&fd)?;
-    rustix::stdio::dup2_stderr(&fd)
+    rustix::stdio::dup2_stdin(tty)?;
+    rustix::stdio::dup2_stdout(tty)?;
+    rustix::stdio::dup2_stderr(tty)
 }
 
 /// /dev/NAME of the console /dev/console points at: the last name in

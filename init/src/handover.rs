@@ -93,7 +93,8 @@ fn exec(boot: &Boot<'_>, argv: &Argv, env: &Env) -> Errno {
     };
     debug!(boot.log, "handing PID 1 to {}", Show(path.to_bytes()));
     boot.report(Status::Handover);
-    rt::execve::<{ ARGV_MAX + 1 }, { ENV_MAX + 1 }>(path, argv.iter(), env.iter())
+    let mut slots = [core::ptr::null(); ARGV_MAX + ENV_MAX + 2];
+    rt::execve(path, argv.iter(), env.iter(), &mut slots)
 }
 
 fn exec_hint(errno: Errno) -> &'static [u8] {

@@ -32,7 +32,7 @@ mod shell;
 mod switch_root;
 
 use core::ffi::CStr;
-use init::cmdline::{Cmdline, Root};
+use init::cmdline::Cmdline;
 use init::plan::API_MOUNTS;
 
 use boot::Boot;
@@ -75,24 +75,28 @@ fn main(env: &[&CStr]) -> ! {
     let loopback = identity::apply(&boot);
     profile.step(&boot, "identity");
 
-    // 5-7. Root, shares, switch. Without a root the initramfs stays root.
-    match boot.cmdline.root() {
-        Root::Initramfs => debug!(boot.log, "no root given: staying in the initramfs"),
-        root => {
-            mounts::mount_root(&boot, root, &modules);
-            mounts::mount_shares(&boot, &modules);
-            profile.step(&boot, "root and shares");
-            switch_root::switch_root(&boot);
-            identity::write_machine_id(&boot);
-            profile.step(&boot, "switch root");
-        }
+    // 5-6. Root and shares. With no root given, virtiofs tag `rootfs` if
+    // a device has it, else the initramfs stays root; shares either way.
+    let switching = mounts::mount_root(&boot, boot.cmdline.root(), &modules);
+    mounts::mount_shares(&boot, &modules);
+    profile.step(&boot, "root and shares");
+    // 9a. What the report and run mode need from /dev, /sys and /proc,
+    // opened before the switch: a tree chroot(1) takes may have none.
+    boot.open_status_port();
+    let command = spec.map(|spec| run::prepare(&boot, spec));
+    profile.step(&boot, "ports");
+    // 7. Switch.
+    if switching {
+        switch_root::switch_root(&boot);
+        identity::write_machine_id(&boot);
+        profile.step(&boot, "switch root");
     }
     identity::wait_for_loopback(&boot, loopback);
     profile.total(&boot, modules.init_us);
 
     // 9. Run the command as PID 1's child, or hand PID 1 to the real init.
-    match spec {
-        Some(spec) => run::run_command(&boot, &spec),
+    match command {
+        Some(command) => run::run_command(&boot, command),
         None => handover::exec_init(&boot, env),
     }
 }

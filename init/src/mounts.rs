@@ -5,7 +5,7 @@ use core::ffi::CStr;
 use core::fmt::Write;
 use core::mem::MaybeUninit;
 use init::buf::{CPath, Line, Show};
-use init::cmdline::{Root, is_valid_tag};
+use init::cmdline::{DEFAULT_ROOT_TAG, MAX_SHARES, Root, is_valid_tag};
 use init::errno::Text;
 use init::plan::{
     ApiMount, DEV_LINKS, DEV_NODES, OVERLAY_DATA, OVERLAY_DIR, OVERLAY_LOWER, OVERLAY_UPPER,
@@ -121,9 +121,19 @@ pub fn populate_dev(boot: &Boot<'_>) {
 }
 
 /// Step 5: the root at /sysroot, or its read-only layer under a tmpfs
-/// overlay with `rootfs.overlay`.
+/// overlay with `rootfs.overlay`. Returns false when there is none to
+/// switch to: no root given and no virtiofs device with tag `rootfs`.
 #[inline(never)] // its locals stay off main's frame: see main.rs
-pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) {
+pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) -> bool {
+    // No root given: osbuild/initrd's runner passes none and shares the
+    // root as tag `rootfs`. Only a virtio-fs device can have it; with none
+    // (`chrootvm --initrd` without shares) there is nothing to wait for.
+    // The devices are all on the bus once the modules have loaded, as
+    // virtio_pci probes them synchronously.
+    if root == Root::Initramfs && devices(Kind::Virtiofs).present == 0 {
+        debug!(boot.log, "no root given: staying in the initramfs");
+        return false;
+    }
     let overlay = boot.cmdline.overlay;
     let mut flags = MountFlags::empty();
     if overlay || boot.cmdline.root_read_only() {
@@ -157,7 +167,24 @@ pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) {
         Root::Block { device, fstype } => {
             crate::block::mount_block(boot, device, fstype, target, flags);
         }
-        Root::Initramfs => return,
+        // A virtio-fs device is there: mount `rootfs` when one has it,
+        // waiting as for a named root while a device probes. virtiofs
+        // answers EINVAL for a tag no device has: then the initramfs stays.
+        Root::Initramfs => {
+            let tag = DEFAULT_ROOT_TAG;
+            match try_mount_tag(Kind::Virtiofs, tag, target, flags) {
+                Ok(()) => log_mounted(boot, Kind::Virtiofs, tag, target, flags),
+                Err(Errno::INVAL) => {
+                    debug!(
+                        boot.log,
+                        "no root given and no virtiofs tag \"{}\": staying in the initramfs",
+                        Show(tag)
+                    );
+                    return false;
+                }
+                Err(errno) => tag_failed(boot, Kind::Virtiofs, tag, target, errno, modules),
+            }
+        }
     }
     if overlay {
         match mount(
@@ -185,18 +212,23 @@ pub fn mount_root(boot: &Boot<'_>, root: Root<'_>, modules: &Loaded) {
             ),
         }
     }
+    true
 }
 
 /// Step 6: each `mount=TAG`/`mount-ro=TAG` at /run/mnt/TAG, over virtiofs,
-/// or 9p when `rootfstype=9p` says that is how this host shares.
+/// or 9p when `rootfstype=9p` says that is how this host shares. In the
+/// initramfs's /run, which moves into the new root, or stays when the
+/// initramfs is the root.
 #[inline(never)] // its locals stay off main's frame: see main.rs
 pub fn mount_shares(boot: &Boot<'_>, modules: &Loaded) {
-    if boot.cmdline.shares_dropped > 0 {
-        warning!(
-            boot.log,
-            "{} shares beyond the first {} are ignored",
-            boot.cmdline.shares_dropped,
-            init::cmdline::MAX_SHARES
+    // A share the command expects must not be quietly missing.
+    let dropped = boot.cmdline.shares_dropped;
+    if dropped > 0 {
+        fatal!(
+            boot,
+            "cannot mount {} shares: {} more than the {MAX_SHARES} init takes (qemu's PCI bus has no slots for more)",
+            MAX_SHARES + dropped,
+            dropped
         );
     }
     if boot.cmdline.shares().is_empty() {
@@ -293,25 +325,18 @@ fn mount_tag(
     flags: MountFlags,
     modules: &Loaded,
 ) {
-    let fstype = kind.fstype();
+    match try_mount_tag(kind, tag, target, flags) {
+        Ok(()) => log_mounted(boot, kind, tag, target, flags),
+        Err(errno) => tag_failed(boot, kind, tag, target, errno, modules),
+    }
+}
+
+/// The mount itself, retried while a device of the kind is present
+/// without its driver or none is there yet (see [`TAG_WAIT_MS`]).
+fn try_mount_tag(kind: Kind, tag: &[u8], target: &CStr, flags: MountFlags) -> Result<(), Errno> {
     let mut waited = 0;
     loop {
-        match mount(tag, target, fstype, flags, kind.data()) {
-            Ok(()) => {
-                debug!(
-                    boot.log,
-                    "mounted {} \"{}\" on {}{}",
-                    Show(fstype.to_bytes()),
-                    Show(tag),
-                    Show(target.to_bytes()),
-                    Show(if flags.contains(MountFlags::RDONLY) {
-                        b" read-only"
-                    } else {
-                        b""
-                    })
-                );
-                return;
-            }
+        match mount(tag, target, kind.fstype(), flags, kind.data()) {
             // virtiofs answers EINVAL for an unknown tag, 9p ENOENT.
             Err(Errno::INVAL | Errno::NOENT)
                 if waited < TAG_WAIT_MS && !devices(kind).settled() =>
@@ -319,22 +344,47 @@ fn mount_tag(
                 sleep_ms(TAG_POLL_MS);
                 waited += TAG_POLL_MS;
             }
-            Err(errno) => {
-                let mut hint = Line::<512>::new();
-                write_tag_hint(&mut hint, kind, errno, modules);
-                let hint = hint.finish();
-                fatal!(
-                    boot,
-                    "cannot mount {} tag \"{}\" on {}: {}{}",
-                    Show(fstype.to_bytes()),
-                    Show(tag),
-                    Show(target.to_bytes()),
-                    Text(errno),
-                    Show(hint.trim_ascii_end())
-                );
-            }
+            result => return result,
         }
     }
+}
+
+fn log_mounted(boot: &Boot<'_>, kind: Kind, tag: &[u8], target: &CStr, flags: MountFlags) {
+    debug!(
+        boot.log,
+        "mounted {} \"{}\" on {}{}",
+        Show(kind.fstype().to_bytes()),
+        Show(tag),
+        Show(target.to_bytes()),
+        Show(if flags.contains(MountFlags::RDONLY) {
+            b" read-only"
+        } else {
+            b""
+        })
+    );
+}
+
+/// The fatal error of a tag that cannot be mounted, with what is there.
+fn tag_failed(
+    boot: &Boot<'_>,
+    kind: Kind,
+    tag: &[u8],
+    target: &CStr,
+    errno: Errno,
+    modules: &Loaded,
+) -> ! {
+    let mut hint = Line::<512>::new();
+    write_tag_hint(&mut hint, kind, errno, modules);
+    let hint = hint.finish();
+    fatal!(
+        boot,
+        "cannot mount {} tag \"{}\" on {}: {}{}",
+        Show(kind.fstype().to_bytes()),
+        Show(tag),
+        Show(target.to_bytes()),
+        Text(errno),
+        Show(hint.trim_ascii_end())
+    )
 }
 
 /// The parenthesised hint after a failed tag mount: what tags exist, or

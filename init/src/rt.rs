@@ -158,25 +158,28 @@ fn check(ret: isize) -> Result<usize, Errno> {
 }
 
 /// `execve`—replaces the process image. Returns only on failure, with
-/// E2BIG when `argv` has more than `ARGV - 1` strings or `envp` more than
-/// `ENVP - 1`: the pointer arrays (each ends in a NULL) are sized by the
-/// caller, so the hand-over's stack holds 4 KB of them, not 16.
+/// E2BIG when `argv` and `envp`, each with its closing NULL, need more
+/// pointers than `slots` holds: the caller sizes it (the hand-over's lists
+/// fit on the stack, run mode's are in .bss, see [`exec_slots`]).
 ///
 /// # References
 /// - [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html)
-pub fn execve<'a, const ARGV: usize, const ENVP: usize>(
+pub fn execve<'a>(
     path: &CStr,
     argv: impl IntoIterator<Item = &'a CStr>,
     envp: impl IntoIterator<Item = &'a CStr>,
+    slots: &mut [*const c_char],
 ) -> Errno {
-    let mut argv_ptrs = [ptr::null::<c_char>(); ARGV];
-    let mut envp_ptrs = [ptr::null::<c_char>(); ENVP];
-    if !fill_pointers(&mut argv_ptrs, argv) || !fill_pointers(&mut envp_ptrs, envp) {
+    let Some(envp_at) = fill_pointers(slots, argv) else {
+        return Errno::TOOBIG;
+    };
+    let (argv_ptrs, envp_ptrs) = slots.split_at_mut(envp_at);
+    if fill_pointers(envp_ptrs, envp).is_none() {
         return Errno::TOOBIG;
     }
-    // SAFETY: `path` and every pointer in both arrays point to NUL-terminated
-    // strings borrowed for this call; both arrays end in a NULL because
-    // `fill_pointers` leaves the last slot untouched.
+    // SAFETY: `path` and every pointer in both lists point to
+    // NUL-terminated strings borrowed for this call; `fill_pointers` ended
+    // each list with a NULL.
     let ret = unsafe {
         syscall4(
             SYS_EXECVE,
@@ -189,23 +192,19 @@ pub fn execve<'a, const ARGV: usize, const ENVP: usize>(
     check(ret).err().unwrap_or(Errno::INVAL)
 }
 
-/// Copies string pointers into `slots`, keeping its last slot NULL. False
-/// when there are more strings than fit.
+/// Copies string pointers into `slots`, then a NULL. Returns how many
+/// slots that took, or None when they do not fit.
 fn fill_pointers<'a>(
     slots: &mut [*const c_char],
     strings: impl IntoIterator<Item = &'a CStr>,
-) -> bool {
-    let Some((_, slots)) = slots.split_last_mut() else {
-        return false;
-    };
-    let mut strings = strings.into_iter();
-    for slot in slots.iter_mut() {
-        match strings.next() {
-            Some(string) => *slot = string.as_ptr(),
-            None => return true,
-        }
+) -> Option<usize> {
+    let mut used = 0;
+    for string in strings {
+        *slots.get_mut(used)? = string.as_ptr();
+        used += 1;
     }
-    strings.next().is_none()
+    *slots.get_mut(used)? = ptr::null();
+    Some(used + 1)
 }
 
 /// `fork`—as clone(2) with only SIGCHLD. `Ok(None)` in the child,
@@ -562,9 +561,17 @@ pub fn loopback_up() -> Result<(), Errno> {
     check(ret).map(|_| ())
 }
 
-/// Size of [`spec_buffer`]: more than execve takes (ARG_MAX is a quarter
-/// of the 8 MiB stack limit, and one string at most 128 KiB).
-pub const SPEC_BUFFER: usize = 1 << 20;
+/// Size of [`spec_buffer`]: twice what execve takes under the 8 MiB stack
+/// limit PID 1 and the command get (`init::runspec::exec_arg_limit`: 2 MiB
+/// of strings and pointers), so a command whose lists are too long fails
+/// at execve, naming itself, rather than here.
+pub const SPEC_BUFFER: usize = 4 << 20;
+
+/// Size of [`exec_slots`]: a pointer for every string execve takes under
+/// the 8 MiB stack limit (2 MiB of strings and pointers, each string at
+/// least its NUL: 9 bytes), and each list's NULL. More strings than this
+/// the kernel would refuse too.
+pub const EXEC_SLOTS: usize = (2 << 20) / 9 + 2;
 
 /// Room for /proc/cmdline (COMMAND_LINE_SIZE is 2048 on x86, 4096 at most
 /// on other architectures).
@@ -602,6 +609,15 @@ macro_rules! take_once {
 /// The buffer the run spec is read into.
 pub fn spec_buffer() -> &'static mut [u8; SPEC_BUFFER] {
     take_once!([u8; SPEC_BUFFER], [0; SPEC_BUFFER], "spec buffer")
+}
+
+/// The argument and environment pointers of run mode's command.
+pub fn exec_slots() -> &'static mut [*const c_char; EXEC_SLOTS] {
+    take_once!(
+        [*const c_char; EXEC_SLOTS],
+        [ptr::null(); EXEC_SLOTS],
+        "exec pointer slots"
+    )
 }
 
 /// The buffer /proc/cmdline is read into.

@@ -22,9 +22,6 @@ use crate::fsutil::{find_virtio_port, read_file};
 use crate::log::{debug, error, warning};
 use crate::rt;
 
-/// Most arguments, and most environment variables, a command gets.
-const MAX_ARGS: usize = 1024;
-
 /// PATH when the spec's environment has none.
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -77,8 +74,8 @@ struct Relay {
 
 /// Where the command's stdin, stdout and stderr go.
 enum Streams {
-    /// The console, as controlling terminal.
-    Console,
+    /// The console's tty, to become its controlling terminal.
+    Console(OwnedFd),
     /// The virtio ports; the command writes to pipes init relays.
     Ports {
         stdin: OwnedFd,
@@ -89,13 +86,49 @@ enum Streams {
     },
 }
 
-/// Runs the command, reports its status and powers off.
-pub fn run_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
+/// The command to run, with what it needs from /dev and /proc opened
+/// while the initramfs's are at hand: the root it runs in may have no
+/// /dev, /proc or /sys at all (a tree chroot(1) takes).
+pub struct Command<'a> {
+    spec: RunSpec<'a>,
+    streams: Streams,
+    /// /proc/sys/kernel/printk, to quiet the console before power-off.
+    printk: Option<OwnedFd>,
+}
+
+/// Opens the command's stdio (the console's tty, or the virtio ports and
+/// the pipes) and what the end needs. All close-on-exec: the child dup2s
+/// what it needs onto 0-2.
+#[inline(never)] // its locals stay off main's frame: see main.rs
+pub fn prepare<'a>(boot: &Boot<'_>, spec: RunSpec<'a>) -> Command<'a> {
     let streams = if spec.tty {
-        Streams::Console
+        match crate::console::open_terminal() {
+            Ok(tty) => Streams::Console(tty),
+            Err(errno) => fatal!(boot, "cannot open the console's tty: {}", Text(errno)),
+        }
     } else {
         open_ports(boot)
     };
+    let printk = rustix::fs::open(
+        c"/proc/sys/kernel/printk",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    Command {
+        spec,
+        streams,
+        printk: printk.ok(),
+    }
+}
+
+/// Runs the command, reports its status and powers off.
+pub fn run_command(boot: &Boot<'_>, command: Command<'_>) -> ! {
+    let Command {
+        spec,
+        streams,
+        printk,
+    } = command;
+    let spec = &spec;
     // SIGCHLD becomes an fd before the fork, so no exit can be missed.
     let sigchld = rt::block_sigchld().and_then(|()| rt::sigchld_fd());
     let sigchld = match sigchld {
@@ -117,7 +150,7 @@ pub fn run_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         ),
     };
     let mut relays = match streams {
-        Streams::Console => [None, None],
+        Streams::Console(_) => [None, None],
         // The write ends close here: only the command holds them now.
         Streams::Ports {
             stdout,
@@ -153,7 +186,11 @@ pub fn run_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         stderr,
     });
     boot.wait_for_ack();
-    quiet_console();
+    // Keeps the kernel's power-off message off a console the user is
+    // reading: console log level 0 prints nothing.
+    if let Some(printk) = printk {
+        let _ = rustix::io::write(&printk, b"0");
+    }
     power_off()
 }
 
@@ -202,7 +239,7 @@ fn start_command(boot: &Boot<'_>, spec: &RunSpec<'_>, streams: &Streams) -> ! {
     // and Ctrl-C and job control reach the command, not init.
     let _ = rustix::process::setsid();
     let stdio = match streams {
-        Streams::Console => crate::console::take_terminal(spec.winsize),
+        Streams::Console(tty) => crate::console::take_terminal(tty, spec.winsize),
         Streams::Ports {
             stdin,
             stdout,
@@ -237,21 +274,13 @@ fn start_command(boot: &Boot<'_>, spec: &RunSpec<'_>, streams: &Streams) -> ! {
 /// 127 when it is not found, 126 when it cannot be executed.
 fn exec_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
     let command = spec.command().to_bytes();
-    let exec = |path: &CStr| {
-        rt::execve::<{ MAX_ARGS + 1 }, { MAX_ARGS + 1 }>(path, spec.args(), spec.env())
-    };
+    let slots = rt::exec_slots();
+    let mut exec = |path: &CStr| rt::execve(path, spec.args(), spec.env(), slots);
     if command.contains(&b'/') {
-        let errno = exec(spec.command());
-        error!(
-            boot.log,
-            "cannot execute {}: {}",
-            Show(command),
-            Text(errno)
-        );
-        rt::exit_group(if errno == Errno::NOENT { 127 } else { 126 });
+        exec_failed(boot, command, exec(spec.command()));
     }
     let path = spec.var(b"PATH").unwrap_or(DEFAULT_PATH);
-    let mut denied = None;
+    let mut denied = false;
     for dir in path.split(|&b| b == b':') {
         let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
         let Ok(candidate) = CPath::<4096>::join(&[dir, b"/", command]) else {
@@ -260,38 +289,42 @@ fn exec_command(boot: &Boot<'_>, spec: &RunSpec<'_>) -> ! {
         match exec(candidate.as_c_str()) {
             Errno::NOENT | Errno::NOTDIR => {}
             // Keep looking, as execvp does; report it if nothing else runs.
-            Errno::ACCESS => denied = Some(Errno::ACCESS),
-            errno => {
-                error!(
-                    boot.log,
-                    "cannot execute {}: {}",
-                    Show(candidate.as_bytes()),
-                    Text(errno)
-                );
-                rt::exit_group(126);
-            }
+            Errno::ACCESS => denied = true,
+            // The lists are too long wherever the command is: name it as
+            // given, not a PATH entry (a host's, perhaps) it was tried in.
+            Errno::TOOBIG => exec_failed(boot, command, Errno::TOOBIG),
+            errno => exec_failed(boot, candidate.as_bytes(), errno),
         }
     }
-    match denied {
-        Some(errno) => {
-            error!(
-                boot.log,
-                "cannot execute {}: {}",
-                Show(command),
-                Text(errno)
-            );
-            rt::exit_group(126)
-        }
-        None => {
-            error!(
-                boot.log,
-                "cannot execute {}: command not found (PATH={})",
-                Show(command),
-                Show(path)
-            );
-            rt::exit_group(127)
-        }
+    if denied {
+        exec_failed(boot, command, Errno::ACCESS);
     }
+    error!(
+        boot.log,
+        "cannot execute {}: command not found (PATH={})",
+        Show(command),
+        Show(path)
+    );
+    rt::exit_group(127)
+}
+
+/// Says why `name` cannot be executed and exits as the shell does: 127
+/// when it is not there, 126 otherwise. E2BIG says the limit it met.
+fn exec_failed(boot: &Boot<'_>, name: &[u8], errno: Errno) -> ! {
+    if errno == Errno::TOOBIG {
+        let stack = rustix::process::getrlimit(rustix::process::Resource::Stack).current;
+        error!(
+            boot.log,
+            "cannot execute {}: {} (execve takes at most {} KiB of arguments and environment, a quarter of the stack size limit, and {} KiB per string)",
+            Show(name),
+            Text(errno),
+            runspec::exec_arg_limit(stack) >> 10,
+            runspec::MAX_ARG_STRLEN >> 10
+        );
+    } else {
+        error!(boot.log, "cannot execute {}: {}", Show(name), Text(errno));
+    }
+    rt::exit_group(if errno == Errno::NOENT { 127 } else { 126 })
 }
 
 /// Relays output and reaps children until the command has exited, its
@@ -413,17 +446,5 @@ fn pump(boot: &Boot<'_>, relay: &mut Relay, buf: &mut [u8]) {
         }
         Err(Errno::INTR | Errno::AGAIN) => {}
         Err(_) => relay.from = None,
-    }
-}
-
-/// Keeps the kernel's power-off message off a console the user is
-/// reading: console log level 0 prints nothing.
-fn quiet_console() {
-    if let Ok(fd) = rustix::fs::open(
-        c"/proc/sys/kernel/printk",
-        OFlags::WRONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        let _ = rustix::io::write(&fd, b"0");
     }
 }

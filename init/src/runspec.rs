@@ -26,6 +26,29 @@ pub const PATH: &CStr = c"/init.run";
 /// The format version this init reads.
 pub const VERSION: &[u8] = b"1";
 
+/// The most one argument or environment string may take, and the least
+/// room execve gives them all (MAX_ARG_STRLEN and ARG_MAX in the kernel,
+/// both 32 pages: 128 KiB).
+pub const MAX_ARG_STRLEN: u64 = 128 << 10;
+
+/// How many bytes of argument and environment strings, with a pointer to
+/// each, execve takes under a stack size limit of `stack` bytes (None: no
+/// limit): a quarter of it, at most 6 MiB (3/4 of the default 8 MiB) and
+/// at least [`MAX_ARG_STRLEN`]. fs/exec.c, `prepare_arg_pages` (named
+/// `bprm_stack_limits` since Linux 6.7).
+///
+/// # Example
+/// ```
+/// // PID 1, and so the command, gets the kernel's 8 MiB stack limit.
+/// assert_eq!(init::runspec::exec_arg_limit(Some(8 << 20)), 2 << 20);
+/// ```
+pub fn exec_arg_limit(stack: Option<u64>) -> u64 {
+    const STK_LIM: u64 = 8 << 20;
+    stack
+        .map_or(u64::MAX, |stack| stack / 4)
+        .clamp(MAX_ARG_STRLEN, STK_LIM / 4 * 3)
+}
+
 /// A parsed spec, borrowing the file's bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct RunSpec<'a> {
@@ -283,6 +306,15 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn exec_arg_limit_is_a_quarter_of_the_stack_within_the_kernels_bounds() {
+        assert_eq!(exec_arg_limit(Some(8 << 20)), 2 << 20);
+        assert_eq!(exec_arg_limit(Some(16 << 20)), 4 << 20);
+        assert_eq!(exec_arg_limit(Some(64 << 20)), 6 << 20);
+        assert_eq!(exec_arg_limit(None), 6 << 20);
+        assert_eq!(exec_arg_limit(Some(64 << 10)), 128 << 10);
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub fn run(boot: &Boot<'_>) {
     match rt::fork() {
         Ok(None) => {
             let _ = rustix::process::setsid();
-            if let Err(errno) = crate::console::take_terminal(None) {
+            let tty = crate::console::open_terminal();
+            if let Err(errno) = tty.and_then(|tty| crate::console::take_terminal(&tty, None)) {
                 warning!(
                     boot.log,
                     "cannot make the console the shell's terminal: {}",
@@ -44,7 +45,8 @@ pub fn run(boot: &Boot<'_>) {
                 c"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 c"PS1=(init) # ",
             ];
-            let errno = rt::execve::<2, 5>(SHELL, argv.iter().copied(), env.iter().copied());
+            let mut slots = [core::ptr::null(); 7];
+            let errno = rt::execve(SHELL, argv, env, &mut slots);
             error!(boot.log, "cannot execute /bin/sh: {}", Text(errno));
             rt::exit_group(127)
         }

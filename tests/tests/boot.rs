@@ -4,7 +4,13 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::time::Duration;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
 
 use tests::{
     Scratch, busybox_root, chrootvm_command, qemu_running, run, script, start, stop_when,
@@ -308,4 +314,206 @@ fn stop_mid_boot(name: &str, signal: rustix::process::Signal, code: Option<i32>)
             true
         }
     });
+}
+
+/// A VM started the way osbuild/initrd's own runner starts one, without
+/// chrootvm (which always names a root): one C virtiofsd per shared
+/// directory, qemu with the given kernel command line, the serial console
+/// on qemu's stdout. Everything it starts is in one process group, killed
+/// and reaped when it is dropped.
+struct HandVm {
+    children: Vec<std::process::Child>,
+    group: Option<rustix::process::Pid>,
+}
+
+impl HandVm {
+    /// The legacy C daemon, as scripts/install-deps installs it.
+    const VIRTIOFSD: &str = "/usr/lib/qemu/virtiofsd";
+
+    /// Boots `image` with `append`, sharing each (tag, directory) in
+    /// `shares`, and returns the console when qemu exits (within 300 s).
+    fn boot(scratch: &Scratch, image: &Path, append: &str, shares: &[(&str, &Path)]) -> String {
+        let mut vm = HandVm {
+            children: Vec::new(),
+            group: None,
+        };
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args(["-machine", "q35,memory-backend=mem"])
+            .args(["-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "1"])
+            .args(["-object", "memory-backend-memfd,id=mem,size=1G,share=on"])
+            .arg("-kernel")
+            .arg(tests::kernel())
+            .arg("-initrd")
+            .arg(image)
+            .args(["-append", append]);
+        for (i, (tag, dir)) in shares.iter().enumerate() {
+            let socket = scratch.path().join(format!("{tag}.sock"));
+            let mut daemon = Command::new(Self::VIRTIOFSD);
+            daemon
+                .arg(format!("--socket-path={}", socket.display()))
+                .arg("-o")
+                .arg(format!("source={}", dir.display()))
+                .args(["-o", "cache=auto"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            vm.spawn(daemon);
+            vm.wait_for_socket(&socket);
+            qemu.arg("-chardev")
+                .arg(format!("socket,id=fs{i},path={}", socket.display()))
+                .arg("-device")
+                .arg(format!("vhost-user-fs-pci,chardev=fs{i},tag={tag}"));
+        }
+        qemu.args(["-chardev", "stdio,id=console,signal=off"])
+            .args(["-serial", "chardev:console"])
+            .args(["-nodefaults", "-no-user-config", "-display", "none"])
+            .arg("-no-reboot");
+        eprintln!("running {qemu:?}");
+        qemu.stdout(Stdio::piped());
+        let at = vm.spawn(qemu);
+        let mut stdout = vm.children[at].stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut console = String::new();
+            let _ = stdout.read_to_string(&mut console);
+            console
+        });
+        // Under a deadline: a VM that hangs is killed with its group.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut hung = false;
+        while matches!(vm.children[at].try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                hung = true;
+                drop(vm);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let console = reader.join().unwrap();
+        assert!(!hung, "qemu did not exit within 300 s:\n{console}");
+        console
+    }
+
+    /// Starts `command` in the VM's process group (the first one makes it).
+    fn spawn(&mut self, mut command: Command) -> usize {
+        let group = self.group.map_or(0, |pid| pid.as_raw_nonzero().get());
+        command.process_group(group).stdin(Stdio::null());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+        if self.group.is_none() {
+            self.group = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        }
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// Waits up to 10 s for a virtiofsd's socket; fails if it exits.
+    fn wait_for_socket(&mut self, socket: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            let daemon = self.children.last_mut().unwrap();
+            if let Ok(Some(status)) = daemon.try_wait() {
+                panic!("virtiofsd for {} exited: {status}", socket.display());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no virtiofsd socket {} after 10 s",
+                socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for HandVm {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            // ESRCH: everything has exited already.
+            let _ = rustix::process::kill_process_group(group, Signal::KILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for child in &mut self.children {
+            while matches!(child.try_wait(), Ok(None)) {
+                assert!(Instant::now() < deadline, "a helper survived SIGKILL");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Issue 12: osbuild/initrd's own runner passes no root at all
+/// (`console=ttyS0 quiet init=/run/mnt/test/init.sh mount-ro=test`) and
+/// shares the root as tag `rootfs`. init mounts that tag as root, mounts
+/// the read-only share, and runs the share's script as PID 1 there.
+#[test]
+fn osbuild_runner_without_a_root_parameter_gets_tag_rootfs() {
+    let scratch = Scratch::new("osbuild-runner");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    fs::write(root.join("in-root"), "root-tree\n").unwrap();
+    let share = scratch.dir("share");
+    fs::write(share.join("in-share"), "share-tree\n").unwrap();
+    script(
+        &share.join("init.sh"),
+        "echo \"PID=$$ ROOT=$(cat /in-root) SHARE=$(cat /run/mnt/test/in-share)\"\n\
+         touch /run/mnt/test/w 2>/dev/null && echo SHARE=writable || echo SHARE=read-only\n\
+         grep -E '^rootfs / |^test /run/mnt/test ' /proc/mounts\n\
+         poweroff -f\n",
+    );
+    let image = scratch.path().join("image.cpio");
+    let status = Command::new(tests::bin("mkinitrd"))
+        .arg("--moddir")
+        .arg(tests::moddir())
+        .arg("-o")
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkinitrd should pack the image");
+    let console = HandVm::boot(
+        &scratch,
+        &image,
+        "console=ttyS0 quiet init=/run/mnt/test/init.sh mount-ro=test",
+        &[("rootfs", &root), ("test", &share)],
+    );
+    for line in [
+        "PID=1 ROOT=root-tree SHARE=share-tree",
+        "SHARE=read-only",
+        "rootfs / virtiofs ro,",
+        "test /run/mnt/test virtiofs ro,",
+    ] {
+        assert!(
+            console.contains(line),
+            "the console should show {line:?}:\n{console}"
+        );
+    }
+    assert!(
+        !share.join("w").exists(),
+        "the read-only share took a write"
+    );
+}
+
+/// Issue 13: more shares than init takes stop the boot with one line
+/// naming the limit (28: the PCI slots qemu's q35 bus has left), where
+/// init used to mount the first 16 and drop the rest quietly.
+#[test]
+fn more_shares_than_init_takes_is_a_fatal_error() {
+    let scratch = Scratch::new("too-many-shares");
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    let shares: Vec<String> = (0..30).map(|i| format!("mount=t{i}")).collect();
+    let mut command = chrootvm_command();
+    command
+        .arg("--append")
+        .arg(shares.join(" "))
+        .arg(&root)
+        .arg("true");
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(123),
+        "chrootvm should exit 123 (the VM did not boot)",
+    );
+    vm.check(
+        vm.output()
+            .contains("init: cannot mount 30 shares: 2 more than the 28 init takes ("),
+        "init should refuse the shares it cannot take, naming the limit",
+    );
 }

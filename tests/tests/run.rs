@@ -531,3 +531,127 @@ fn interactive_shell_on_a_terminal() {
     drop(keyboard);
     let _ = reading.join();
 }
+
+/// Issue 12: with the initramfs as root (`--initrd`), shares are mounted
+/// at /run/mnt/TAG of the initramfs, as with a shared root.
+#[test]
+fn initrd_root_gets_its_shares() {
+    let scratch = Scratch::new("initrd-shares");
+    let share = scratch.dir("share");
+    fs::write(share.join("f"), "from the share\n").unwrap();
+    let image = scratch.path().join("image.cpio");
+    let status = Command::new(tests::bin("mkinitrd"))
+        .arg("--moddir")
+        .arg(tests::moddir())
+        .args(["--file", "/bin/busybox:/bin/busybox"])
+        .args(["--symlink", "/bin/cat:busybox"])
+        .arg("-o")
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkinitrd should pack the image");
+    let mut command = chrootvm_command();
+    command
+        .arg("--initrd")
+        .arg(&image)
+        .arg("--mount-ro")
+        .arg("s1")
+        .arg(&share)
+        .args(["cat", "/run/mnt/s1/f"]);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0) && vm.stdout == "from the share\n",
+        "the share should be at /run/mnt/s1 in the initramfs",
+    );
+}
+
+/// Issue 12: a tree holding only a static program, with no /dev, /proc,
+/// /sys, /run or /tmp, runs like `chroot ./tree /bin/busybox ...`: its
+/// stdin, stdout, stderr and status come through (init opens the ports
+/// before the switch), read-only, `--rw` and `--overlay`, and the tree
+/// is left as it was (the command sees no /proc or /dev, as under chroot).
+#[test]
+fn tree_with_only_a_static_program_runs_like_chroot() {
+    let scratch = Scratch::new("bare-tree");
+    let tree = scratch.dir("tree");
+    fs::create_dir(tree.join("bin")).unwrap();
+    fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
+    for mode in [None, Some("--rw"), Some("--overlay")] {
+        let mut command = chrootvm_command();
+        command.args(mode).arg(&tree).args([
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "read line; echo \"in: $line\"; /bin/busybox ls /; echo to-stderr >&2; exit 7",
+        ]);
+        let vm = run_with_input(command, Some(b"typed\n".to_vec()));
+        vm.check(
+            vm.code() == Some(7) && vm.stdout == "in: typed\nbin\n",
+            &format!("{mode:?}: the command should run with its stdio and status"),
+        );
+        vm.check(
+            vm.stderr.lines().any(|l| l == "to-stderr"),
+            &format!("{mode:?}: stderr should come through"),
+        );
+        let entries: Vec<_> = fs::read_dir(&tree)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        vm.check(entries == ["bin"], "the tree should be left as it was");
+    }
+}
+
+/// Issue 13: an argument list longer than execve takes (2.5 MiB; the
+/// guest's limit is a quarter of the 8 MiB stack limit) fails as execvp
+/// fails, with 126 and a line naming the command as given (`sh`, not a
+/// PATH entry it was tried in) and the limit.
+#[test]
+fn argument_list_beyond_execve_limit_names_the_command() {
+    let (_scratch, root) = root("e2big");
+    // The host takes 6 MiB of arguments under a 64 MiB stack limit, so
+    // chrootvm itself can be started with them.
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let hard = getrlimit(Resource::Stack).maximum;
+    setrlimit(
+        Resource::Stack,
+        Rlimit {
+            current: Some(64 << 20),
+            maximum: hard,
+        },
+    )
+    .unwrap();
+    let arg = "x".repeat(64 << 10);
+    let mut command = chrootvm_quiet();
+    command
+        .arg(&root)
+        .args(["sh", "-c", "echo ran", "sh"])
+        .args(std::iter::repeat_n(&arg, 40));
+    let vm = run(command);
+    vm.check(vm.code() == Some(126), "E2BIG should give 126");
+    vm.check(
+        vm.stderr.contains(
+            "init: cannot execute sh: Argument list too long (execve takes at most 2048 KiB \
+             of arguments and environment, a quarter of the stack size limit, and 128 KiB \
+             per string)",
+        ),
+        "the error should name the command as given and the limit",
+    );
+}
+
+/// Issue 13: thousands of arguments (init used to stop at 1023) reach the
+/// command, as they would under chroot(1).
+#[test]
+fn thousands_of_arguments_reach_the_command() {
+    let (_scratch, root) = root("many-args");
+    let args: Vec<String> = (0..20000).map(|i| i.to_string()).collect();
+    let mut command = chrootvm_quiet();
+    command
+        .arg(&root)
+        .args(["sh", "-c", "echo $# \"$1\" \"${20000}\"", "sh"])
+        .args(&args);
+    let vm = run(command);
+    vm.check(
+        vm.code() == Some(0) && vm.stdout == "20000 0 19999\n",
+        "all 20000 arguments should arrive",
+    );
+}
