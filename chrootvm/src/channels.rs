@@ -72,11 +72,81 @@ impl Kind {
     }
 }
 
+/// How the kernel says the guest ended (its emergency-level lines, which
+/// `quiet` still prints).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestEnd {
+    /// `halt`: the CPUs stopped; qemu would wait forever.
+    Halted,
+    /// `poweroff`.
+    PoweredOff,
+    /// `reboot` (qemu's -no-reboot turns it into an exit).
+    Restarted,
+    /// A kernel panic, with its line.
+    Panicked(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EndKind {
+    Halted,
+    PoweredOff,
+    Restarted,
+    Panicked,
+}
+
+/// The kernel's lines for each end (kernel/reboot.c, kernel/panic.c).
+const END_MARKERS: [(&[u8], EndKind); 4] = [
+    (b"reboot: System halted", EndKind::Halted),
+    (b"reboot: Power down", EndKind::PoweredOff),
+    (b"reboot: Restarting system", EndKind::Restarted),
+    (b"Kernel panic - not syncing", EndKind::Panicked),
+];
+const LONGEST_END_MARKER: usize = 32;
+
+/// The first position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The last position of `needle` in `haystack`.
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Which of chrootvm's own streams a guest stream goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// stdout.
+    Stdout,
+    /// stderr.
+    Stderr,
+}
+
+/// Passes guest output on to chrootvm's own stream. A reader that went
+/// away (EPIPE) ends the run as SIGPIPE would end a command; any other
+/// failure is an error: the command's output cannot be delivered.
+fn pass_on(output: Output, data: &[u8]) -> Result<Got, Error> {
+    let written = match output {
+        Output::Stdout => {
+            let mut out = io::stdout().lock();
+            out.write_all(data).and_then(|()| out.flush())
+        }
+        Output::Stderr => io::stderr().lock().write_all(data),
+    };
+    match written {
+        Ok(()) => Ok(Got::Data),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Got::OutputClosed),
+        Err(e) => Err(Error::WriteOutput(output, e)),
+    }
+}
+
 /// Something the loop must act on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
     /// Nothing to do.
     None,
+    /// The kernel said the guest halted: it will do nothing more.
+    Halted,
     /// Every socket is connected: the temp directory can go.
     AllConnected,
     /// chrootvm's stdout was closed (a reader like `head` went away).
@@ -134,6 +204,8 @@ pub struct Channels {
     console_bytes: u64,
     /// A status line has come: the guest is up.
     started: bool,
+    /// How the kernel said the guest ended.
+    guest_end: Option<EndKind>,
     status_line: Vec<u8>,
     /// The last valid status line.
     pub last_status: Option<Status>,
@@ -170,6 +242,7 @@ impl Channels {
             console: Vec::new(),
             console_bytes: 0,
             started: false,
+            guest_end: None,
             status_line: Vec::new(),
             last_status: None,
             acked: false,
@@ -258,6 +331,9 @@ impl Channels {
                 if self.read_stream(i)? == Got::OutputClosed {
                     return Ok(Event::OutputClosed);
                 }
+                if self.guest_end == Some(EndKind::Halted) {
+                    return Ok(Event::Halted);
+                }
             }
         }
         self.answer_exit()?;
@@ -336,39 +412,60 @@ impl Channels {
         match kind {
             Kind::Stdout => {
                 self.stdout_bytes += n as u64;
-                if let Err(e) = write_out(data) {
-                    if e.kind() == io::ErrorKind::BrokenPipe {
-                        return Ok(Got::OutputClosed);
-                    }
-                    return Err(Error::Io("write to stdout".into(), e));
-                }
+                return pass_on(Output::Stdout, data);
             }
             Kind::Stderr => {
                 self.stderr_bytes += n as u64;
-                let _ = io::stderr().lock().write_all(data);
+                return pass_on(Output::Stderr, data);
             }
             Kind::Console => {
                 self.console_bytes += n as u64;
-                if self.setup.relay_console && self.started {
-                    if let Err(e) = write_out(data) {
-                        if matches!(e.kind(), io::ErrorKind::BrokenPipe) {
-                            return Ok(Got::OutputClosed);
-                        }
-                        return Err(Error::Io("write to stdout".into(), e));
-                    }
-                } else if self.setup.live_console {
-                    let _ = io::stderr().lock().write_all(data);
-                }
                 self.console.extend_from_slice(data);
                 if self.console.len() > CONSOLE_KEEP {
                     let cut = self.console.len() - CONSOLE_KEEP;
                     self.console.drain(..cut);
+                }
+                self.watch_for_the_end(n);
+                if self.setup.relay_console && self.started {
+                    return pass_on(Output::Stdout, data);
+                } else if self.setup.live_console {
+                    let _ = io::stderr().lock().write_all(data);
                 }
             }
             Kind::Status => self.read_status(data),
             Kind::Stdin => {}
         }
         Ok(Got::Data)
+    }
+
+    /// How the kernel said the guest ended, if it did; a panic with its
+    /// line as it stands in the console's tail now.
+    pub fn guest_end(&self) -> Option<GuestEnd> {
+        Some(match self.guest_end? {
+            EndKind::Halted => GuestEnd::Halted,
+            EndKind::PoweredOff => GuestEnd::PoweredOff,
+            EndKind::Restarted => GuestEnd::Restarted,
+            EndKind::Panicked => {
+                let marker = END_MARKERS[3].0;
+                let at = rfind(&self.console, marker).unwrap_or(self.console.len());
+                let rest = &self.console[at..];
+                let line = rest.split(|&b| b == b'\n').next().unwrap_or(rest);
+                GuestEnd::Panicked(String::from_utf8_lossy(line).trim().to_string())
+            }
+        })
+    }
+
+    /// Looks for the kernel's last words in what just came (`new` bytes at
+    /// the console tail's end, plus a marker's length before them).
+    fn watch_for_the_end(&mut self, new: usize) {
+        let from = self.console.len().saturating_sub(new + LONGEST_END_MARKER);
+        let window = &self.console[from..];
+        for (marker, end) in END_MARKERS {
+            // A panic stays the story: the reboot it causes comes after.
+            if find(window, marker).is_some() && self.guest_end != Some(EndKind::Panicked) {
+                self.guest_end = Some(end);
+            }
+        }
     }
 
     fn read_status(&mut self, data: &[u8]) {
@@ -479,12 +576,6 @@ impl Channels {
     }
 }
 
-/// Writes to chrootvm's stdout, unbuffered beyond this call.
-fn write_out(data: &[u8]) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    out.write_all(data).and_then(|()| out.flush())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,6 +680,35 @@ mod tests {
         pump(&mut channels);
         channels.drain().unwrap();
         assert_eq!(channels.console_tail(), b"init: cannot mount\n");
+    }
+
+    #[test]
+    fn the_kernels_last_words_are_read_across_chunks() {
+        let dir = TempDir::new("channels-end");
+        let mut channels = Channels::listen(dir.path(), &[Kind::Console], QUIET).unwrap();
+        let mut console = connect(dir.path(), Kind::Console);
+        pump(&mut channels);
+        assert_eq!(channels.guest_end(), None);
+        console.write_all(b"[ 1.7] Kernel panic - not sy").unwrap();
+        pump(&mut channels);
+        console.write_all(b"ncing: sysrq triggered crash\r\n").unwrap();
+        pump(&mut channels);
+        console.write_all(b"[ 1.8] reboot: Restarting system\r\n").unwrap();
+        pump(&mut channels);
+        assert_eq!(
+            channels.guest_end(),
+            Some(GuestEnd::Panicked(
+                "Kernel panic - not syncing: sysrq triggered crash".into()
+            ))
+        );
+        let dir = TempDir::new("channels-halt");
+        let mut channels = Channels::listen(dir.path(), &[Kind::Console], QUIET).unwrap();
+        let mut console = connect(dir.path(), Kind::Console);
+        pump(&mut channels);
+        console.write_all(b"[ 3.2] reboot: System ha").unwrap();
+        assert!(!pump(&mut channels).contains(&Event::Halted));
+        console.write_all(b"lted").unwrap();
+        assert!(pump(&mut channels).contains(&Event::Halted));
     }
 
     #[test]

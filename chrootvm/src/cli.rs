@@ -187,13 +187,21 @@ $VIRTIOFSD, when set, is the only daemon tried; set it empty for none.
 Exit status:
   N        COMMAND's status: its exit code, 128+S when killed by signal
            S, 126 when it cannot be executed, 127 when it is not found
-  0        with --init: the system powered off
-  123      the VM did not boot, or ended without the command's status
+  0        with --init: the system powered off or halted
+  122      the command's output could not be written (stdout or stderr
+           failed, e.g. a full disk); the VM was killed
+  123      the VM did not boot (init did not report within --boot-timeout,
+           or failed), or it ended before the command did (the command
+           powered off, halted or rebooted it, or the kernel panicked);
+           the last line says which
   124      --timeout expired; the VM was killed
   125      chrootvm could not start the VM (bad usage, or a missing
-           kernel, module, virtiofsd or qemu)
-  128+N    chrootvm was stopped by signal N (SIGINT 130, SIGTERM 143)
-  141      chrootvm's stdout was closed (as SIGPIPE would end a command)
+           kernel, module, virtiofsd or qemu, or KVM that --accel kvm
+           asked for)
+  128+N    chrootvm was stopped by signal N (SIGINT 130, SIGTERM 143,
+           SIGHUP 129), unless N was ignored when it started (nohup)
+  141      chrootvm's stdout or stderr was closed (as SIGPIPE would end a
+           command); the VM was killed
 ";
 
 /// Parses the arguments after the program name.
@@ -317,6 +325,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ));
         }
     };
+    check_devices(&options)?;
     if options.writes != Writes::None && matches!(options.root, Root::Image(_)) {
         return Err(UsageError(
             "--rw and --overlay need a ROOTFS directory (an --initrd root is always writable)"
@@ -367,12 +376,41 @@ fn check_tag(tag: &str) -> Result<(), UsageError> {
     }
 }
 
-fn parse_memory(value: &str) -> Result<String, UsageError> {
+/// The smallest guest memory chrootvm boots with, in MiB. Debian's cloud
+/// kernel with chrootvm's initramfs does not boot in 64 MiB (qemu ends
+/// before the kernel prints a line) and does in 72 MiB; 96 MiB leaves room
+/// for a larger initramfs or kernel.
+pub const MIN_MEMORY_MIB: u64 = 96;
+
+/// `--memory` (or an image's rapido-rsc/mem) as qemu takes it (`512M`),
+/// refusing what is not a size or too small to boot in.
+///
+/// # Errors
+/// A [`UsageError`] naming the value and what would do.
+pub fn parse_memory(value: &str) -> Result<String, UsageError> {
     let digits = value.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
     let suffix = &value[digits.len()..];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || suffix.len() > 1 {
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "K" => 10,
+        // qemu reads a bare number as MiB.
+        "" | "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => 0,
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| shift > 0 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.checked_mul(1 << shift));
+    let Some(bytes) = bytes else {
         return Err(UsageError(format!(
             "bad --memory \"{value}\": give a size like 512M or 2G"
+        )));
+    };
+    if bytes < MIN_MEMORY_MIB << 20 {
+        return Err(UsageError(format!(
+            "--memory {value} is too small: the guest needs at least {MIN_MEMORY_MIB}M to boot"
         )));
     }
     // qemu reads a bare number as MiB; say so explicitly.
@@ -381,6 +419,35 @@ fn parse_memory(value: &str) -> Result<String, UsageError> {
     } else {
         value.to_ascii_uppercase()
     })
+}
+
+/// PCI slots qemu's q35 machine has free on its root bus with
+/// `-nodefaults`: the 31st `-device` fails ("PCI: no slot/function
+/// available"). Each share, the shared root and each disk take one, and
+/// chrootvm's serial ports one more.
+pub const PCI_SLOTS: usize = 30;
+
+/// Refuses, before anything starts, more shares and disks than the guest
+/// can have: init mounts at most [`init::cmdline::MAX_SHARES`] shares, and
+/// every device needs a PCI slot.
+fn check_devices(options: &Options) -> Result<(), UsageError> {
+    let shares = options.shares.len();
+    if shares > init::cmdline::MAX_SHARES {
+        return Err(UsageError(format!(
+            "{shares} shares are too many: the guest mounts at most {}",
+            init::cmdline::MAX_SHARES
+        )));
+    }
+    let root = usize::from(matches!(options.root, Root::Dir(_)));
+    let devices = shares + options.disks.len() + root + 1;
+    if devices > PCI_SLOTS {
+        return Err(UsageError(format!(
+            "{shares} shares and {} disks are too many: qemu's machine has {PCI_SLOTS} PCI slots, {} of them for the root and chrootvm's ports",
+            options.disks.len(),
+            root + 1
+        )));
+    }
+    Ok(())
 }
 
 fn parse_cpus(value: &str) -> Result<u32, UsageError> {
@@ -535,6 +602,29 @@ mod tests {
     }
 
     #[test]
+    fn shares_and_disks_are_refused_beyond_what_the_guest_takes() {
+        let mut args: Vec<String> = Vec::new();
+        for i in 0..29 {
+            args.extend(["--mount-ro".into(), format!("t{i}"), "/x".into()]);
+        }
+        args.push("/r".into());
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        let error = parse_str(&words).unwrap_err().to_string();
+        assert!(error.starts_with("29 shares are too many: the guest mounts at most 28"));
+        // 28 shares fit; with the root, the ports and two disks they do not.
+        let fits = &words[3..];
+        assert!(parse_str(fits).is_ok());
+        let mut disks = vec!["--disk", "/a", "--disk", "/b"];
+        disks.extend_from_slice(fits);
+        let error = parse_str(&disks).unwrap_err().to_string();
+        assert!(
+            error
+                .starts_with("28 shares and 2 disks are too many: qemu's machine has 30 PCI slots"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn usage_errors_name_the_problem() {
         let err = |args: &[&str]| parse_str(args).unwrap_err().to_string();
         assert_eq!(
@@ -544,6 +634,11 @@ mod tests {
         assert!(err(&["--accel", "xen", "/r"]).starts_with("bad --accel \"xen\""));
         assert!(err(&["--cpus", "0", "/r"]).starts_with("bad --cpus \"0\""));
         assert!(err(&["--memory", "lots", "/r"]).starts_with("bad --memory \"lots\""));
+        assert!(err(&["--memory", "0", "/r"]).contains("too small: the guest needs at least 96M"));
+        assert!(err(&["--memory", "64M", "/r"]).contains("too small"));
+        assert!(err(&["--memory", "98303K", "/r"]).contains("too small"));
+        assert!(err(&["--memory", "99999999999T", "/r"]).starts_with("bad --memory"));
+        assert!(err(&["--memory", "1X", "/r"]).starts_with("bad --memory"));
         assert!(err(&["--timeout", "-1", "/r"]).starts_with("bad --timeout"));
         assert!(err(&["--boot-timeout", "0", "/r"]).starts_with("bad --boot-timeout \"0\""));
         assert!(err(&["--mount", "a/b", "/x", "/r"]).starts_with("bad share tag \"a/b\""));

@@ -8,13 +8,17 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Exit status: the command's output could not be written (stdout or
+/// stderr failed, other than by its reader going away).
+pub const EXIT_OUTPUT_FAILED: u8 = 122;
 /// Exit status: the VM started but did not boot to a system or command.
 pub const EXIT_NOT_BOOTED: u8 = 123;
 /// Exit status: `--timeout` expired and the VM was killed.
 pub const EXIT_TIMEOUT: u8 = 124;
 /// Exit status: chrootvm could not start the VM (usage or host setup).
 pub const EXIT_SETUP: u8 = 125;
-/// Exit status: stdout was closed, as a command killed by SIGPIPE (128+13).
+/// Exit status: stdout or stderr was closed, as a command killed by
+/// SIGPIPE (128+13).
 pub const EXIT_OUTPUT_CLOSED: u8 = 141;
 
 /// Everything that can stop chrootvm.
@@ -22,6 +26,15 @@ pub const EXIT_OUTPUT_CLOSED: u8 = 141;
 pub enum Error {
     /// ROOTFS is not a directory we can share.
     Rootfs(PathBuf, io::Error),
+    /// A `--mount`/`--mount-ro` path is not a directory we can share.
+    Share {
+        /// Its tag.
+        tag: String,
+        /// The path given.
+        path: PathBuf,
+        /// Why not.
+        cause: io::Error,
+    },
     /// No kernel image in any of these places.
     NoKernel(Vec<PathBuf>),
     /// The kernel's module tree is missing.
@@ -52,6 +65,8 @@ pub enum Error {
     LegacyVirtiofsdNeedsRoot(PathBuf),
     /// ROOTFS is given, but the image file is not usable.
     Image(PathBuf, io::Error),
+    /// The `--initrd` image asks for resources the VM cannot have.
+    ImageResources(PathBuf, String),
     /// A virtiofsd exited or never made its socket.
     Virtiofsd {
         /// The shared directory.
@@ -72,14 +87,18 @@ pub enum Error {
     Spawn(String, io::Error),
     /// `--accel kvm`, but KVM does not work here.
     KvmUnusable(String),
+    /// The command and its environment are more than init reads.
+    CommandTooLong(usize),
     /// A host-side operation failed.
     Io(String, io::Error),
     /// The VM ran past `--timeout`.
     Timeout(Duration),
     /// The VM ended without reaching its system or command.
     NotBooted(String),
-    /// chrootvm's stdout was closed while the command wrote to it.
+    /// chrootvm's stdout or stderr was closed while the command wrote to it.
     OutputClosed,
+    /// Writing the command's output to chrootvm's own stream failed.
+    WriteOutput(crate::channels::Output, io::Error),
     /// chrootvm was stopped by a signal.
     Signal(i32),
 }
@@ -92,6 +111,7 @@ impl Error {
             Error::NotBooted(_) => EXIT_NOT_BOOTED,
             Error::Signal(signal) => 128u8.saturating_add(u8::try_from(*signal).unwrap_or(127)),
             Error::OutputClosed => EXIT_OUTPUT_CLOSED,
+            Error::WriteOutput(..) => EXIT_OUTPUT_FAILED,
             _ => EXIT_SETUP,
         }
     }
@@ -115,6 +135,12 @@ impl fmt::Display for Error {
                 "cannot use {} as the root: {}",
                 path.display(),
                 OsText(e)
+            ),
+            Error::Share { tag, path, cause } => write!(
+                f,
+                "cannot share {} as \"{tag}\": {}",
+                path.display(),
+                OsText(cause)
             ),
             Error::NoKernel(looked) => {
                 let places: Vec<_> = looked.iter().map(|p| p.display().to_string()).collect();
@@ -164,6 +190,11 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Image(path, e) => write!(f, "cannot boot {}: {}", path.display(), OsText(e)),
+            Error::ImageResources(path, why) => write!(
+                f,
+                "cannot boot {}: its rapido-rsc/mem: {why} (pass --memory)",
+                path.display()
+            ),
             Error::Virtiofsd { dir, what, log } => {
                 write!(f, "cannot share {}: virtiofsd {what}", dir.display())?;
                 if !log.is_empty() {
@@ -176,6 +207,11 @@ impl fmt::Display for Error {
             }
             Error::Spawn(program, e) => write!(f, "cannot start {program}: {}", OsText(e)),
             Error::KvmUnusable(reason) => write!(f, "cannot use KVM: {reason} (use --accel tcg)"),
+            Error::CommandTooLong(bytes) => write!(
+                f,
+                "cannot run a command and environment of {bytes} bytes: the guest takes at most {} (and execve about half that)",
+                init::runspec::MAX_SIZE
+            ),
             Error::Io(what, e) => write!(f, "cannot {what}: {}", OsText(e)),
             Error::Timeout(limit) => write!(
                 f,
@@ -184,7 +220,16 @@ impl fmt::Display for Error {
             ),
             Error::NotBooted(reason) => write!(f, "the VM did not boot: {reason}"),
             Error::Signal(signal) => write!(f, "stopped by signal {signal}; the VM was killed"),
-            Error::OutputClosed => write!(f, "stdout was closed; the VM was killed"),
+            Error::OutputClosed => write!(f, "the command's output was closed; the VM was killed"),
+            Error::WriteOutput(output, e) => write!(
+                f,
+                "cannot write the command's output to {}: {}; the VM was killed",
+                match output {
+                    crate::channels::Output::Stdout => "stdout",
+                    crate::channels::Output::Stderr => "stderr",
+                },
+                OsText(e)
+            ),
         }
     }
 }
@@ -224,5 +269,12 @@ mod tests {
         assert_eq!(Error::Signal(15).exit_code(), 143);
         assert_eq!(Error::Signal(2).exit_code(), 130);
         assert_eq!(Error::OutputClosed.exit_code(), 141);
+        let full = io::Error::from_raw_os_error(28);
+        let e = Error::WriteOutput(crate::channels::Output::Stdout, full);
+        assert_eq!(e.exit_code(), 122);
+        assert_eq!(
+            e.to_string(),
+            "cannot write the command's output to stdout: No space left on device; the VM was killed"
+        );
     }
 }

@@ -6,21 +6,34 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
+use crate::error::Error;
+
 /// PATH when the caller has none (init's default too).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The run spec for `command` (empty: an interactive shell). `winsize` is
 /// `Some` when the command runs on the user's terminal.
-pub fn run_spec(command: &[OsString], tty: bool, winsize: Option<(u16, u16)>) -> Vec<u8> {
+///
+/// # Errors
+/// [`Error::CommandTooLong`] when init could not read it.
+pub fn run_spec(
+    command: &[OsString],
+    tty: bool,
+    winsize: Option<(u16, u16)>,
+) -> Result<Vec<u8>, Error> {
     let argv = argv(command, std::env::var_os("SHELL"));
     let env = environment(std::env::vars_os(), tty);
-    init::runspec::encode(
+    let spec = init::runspec::encode(
         argv.iter().map(Vec::as_slice),
         env.iter().map(Vec::as_slice),
         None,
         tty,
         winsize,
-    )
+    );
+    if spec.len() > init::runspec::MAX_SIZE {
+        return Err(Error::CommandTooLong(spec.len()));
+    }
+    Ok(spec)
 }
 
 /// The command, or `"$SHELL" -i` (default /bin/sh) as chroot(1) runs.
@@ -88,12 +101,25 @@ mod tests {
     }
 
     #[test]
+    fn a_command_init_cannot_read_is_refused() {
+        let huge: Vec<OsString> = vec!["x".repeat(init::runspec::MAX_SIZE).into()];
+        let error = run_spec(&huge, false, None).unwrap_err();
+        let error = error.to_string();
+        assert!(
+            error.starts_with("cannot run a command and environment of ")
+                && error.contains("the guest takes at most 4194304"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn spec_reads_back_in_init() {
         let spec = run_spec(
             &["printf".into(), "%s".into(), "a b".into()],
             true,
             Some((40, 120)),
-        );
+        )
+        .unwrap();
         let parsed = RunSpec::parse(&spec).unwrap();
         let args: Vec<_> = parsed.args().map(|a| a.to_bytes().to_vec()).collect();
         assert_eq!(args, [b"printf".to_vec(), b"%s".to_vec(), b"a b".to_vec()]);

@@ -169,6 +169,12 @@ impl Virtiofsd {
                 source.push(escape_option(export.dir));
                 argv.extend(["-o".into(), source]);
                 argv.extend(["-o".into(), "cache=auto".into()]);
+                // Its default sandbox pivot_roots into the directory, which
+                // fails for / itself ("pivot_root(., .): Device or resource
+                // busy"); the chroot sandbox (QEMU 5.2 on) shares / fine.
+                if export.dir == Path::new("/") {
+                    argv.extend(["-o".into(), "sandbox=chroot".into()]);
+                }
             }
         }
         argv
@@ -347,6 +353,23 @@ mod tests {
         };
         let argv = daemon.argv(&export, true);
         assert_eq!(argv[3], "source=/tmp/odd dir\\,with=comma\\\\x");
+    }
+
+    #[test]
+    fn legacy_shares_the_host_root_in_a_chroot_sandbox() {
+        let daemon = Virtiofsd {
+            path: "/v".into(),
+            flavor: Flavor::Legacy,
+        };
+        let export = |dir| Export {
+            dir,
+            socket: Path::new("/t/fs.sock"),
+            read_only: true,
+        };
+        let host = daemon.argv(&export(Path::new("/")), true);
+        assert!(host.ends_with(&["-o".into(), "sandbox=chroot".into()]));
+        let tree = daemon.argv(&export(Path::new("/srv")), true);
+        assert!(!tree.iter().any(|a| a == "sandbox=chroot"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 use crate::accel;
-use crate::channels::{Channels, Event, Kind, Setup, Slot};
+use crate::channels::{Channels, Event, GuestEnd, Kind, Setup, Slot};
 use crate::cli::{DEFAULT_CPUS, DEFAULT_MEMORY, Job, Options, Root, Writes};
 use crate::error::Error;
 use crate::initramfs::{self, Contents, Initramfs};
@@ -59,7 +59,10 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     // 1. The root: a directory to share, an image that stays the root, or
     // a disk's block device.
     let (rootfs, image) = match &options.root {
-        Root::Dir(dir) => (Some(check_dir(dir)?), None),
+        Root::Dir(dir) => (
+            Some(check_dir(dir).map_err(|e| Error::Rootfs(dir.clone(), e))?),
+            None,
+        ),
         Root::Image(image) => (None, Some(check_file(image)?)),
         Root::Device(_) => (None, None),
     };
@@ -125,7 +128,7 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         Job::Handover(init) => (Some(init.as_str()), None),
         Job::Command(command) => {
             let size = terminal.as_ref().and_then(Terminal::size);
-            let spec = job::run_spec(command, terminal.is_some(), size);
+            let spec = job::run_spec(command, terminal.is_some(), size)?;
             (None, Some(spec))
         }
     };
@@ -335,20 +338,30 @@ fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Erro
         }
     };
     if debug {
+        let how = exit.map_or("the guest halted".to_string(), |e| {
+            format!("qemu exited ({e})")
+        });
         match &channels.last_status {
-            Some(status) => {
-                eprint!("chrootvm: qemu exited ({exit}); init's last status line: {status}")
-            }
-            None => eprintln!("chrootvm: qemu exited ({exit}); init reported no status"),
+            Some(status) => eprint!("chrootvm: {how}; init's last status line: {status}"),
+            None => eprintln!("chrootvm: {how}; init reported no status"),
         }
     }
-    if engine == Engine::Kvm && !channels.console_spoke() && channels.last_status.is_none() {
+    if let Some(exit) = exit
+        && engine == Engine::Kvm
+        && !channels.console_spoke()
+        && channels.last_status.is_none()
+    {
         // qemu ended under KVM before the kernel said a word.
         return Err(Error::KvmUnusable(format!(
             "qemu ended ({exit}) before the kernel wrote anything under KVM"
         )));
     }
-    let outcome = outcome(&options.job, exit, channels.last_status);
+    let outcome = outcome(
+        &options.job,
+        exit,
+        channels.last_status,
+        channels.guest_end().as_ref(),
+    );
     if let Err(e) = &outcome {
         report_console(&channels, e, guest.pipes, debug);
     }
@@ -360,8 +373,13 @@ fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Erro
 fn report_console(channels: &Channels, error: &Error, pipes: bool, debug: bool) {
     let shown = debug || (!pipes && channels.started());
     let story = matches!(error, Error::NotBooted(_) | Error::KvmUnusable(_));
-    if story && !shown {
-        let _ = io::stderr().write_all(channels.console_tail());
+    let tail = channels.console_tail();
+    if story && !shown && !tail.is_empty() {
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(tail);
+        if !tail.ends_with(b"\n") {
+            let _ = err.write_all(b"\n");
+        }
     }
 }
 
@@ -423,7 +441,12 @@ fn shared_dirs(
         ));
     }
     for share in &options.shares {
-        dirs.push((share.tag.clone(), check_dir(&share.path)?, share.read_only));
+        let dir = check_dir(&share.path).map_err(|e| Error::Share {
+            tag: share.tag.clone(),
+            path: share.path.clone(),
+            cause: e,
+        })?;
+        dirs.push((share.tag.clone(), dir, share.read_only));
     }
     Ok(dirs)
 }
@@ -463,14 +486,11 @@ fn disk_modules(tree: &ModuleTree, root: &Root, writes: Writes) -> Vec<&'static 
 }
 
 /// The ROOTFS or a share: an existing directory, made absolute.
-fn check_dir(path: &Path) -> Result<PathBuf, Error> {
-    let dir = path
-        .canonicalize()
-        .map_err(|e| Error::Rootfs(path.to_path_buf(), e))?;
+fn check_dir(path: &Path) -> io::Result<PathBuf> {
+    let dir = path.canonicalize()?;
     if !dir.is_dir() {
-        return Err(Error::Rootfs(
-            path.to_path_buf(),
-            io::Error::from_raw_os_error(rustix::io::Errno::NOTDIR.raw_os_error()),
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::NOTDIR.raw_os_error(),
         ));
     }
     Ok(dir)
@@ -499,11 +519,12 @@ fn vm_size(options: &Options, image: Option<&Path>) -> Result<(String, u32), Err
         }
         _ => mkinitrd::rsc::Resources::default(),
     };
-    let memory = options
-        .memory
-        .clone()
-        .or(wanted.mem)
-        .unwrap_or_else(|| DEFAULT_MEMORY.to_string());
+    let memory = match (&options.memory, wanted.mem, image) {
+        (Some(memory), _, _) => memory.clone(),
+        (None, Some(memory), Some(image)) => crate::cli::parse_memory(&memory)
+            .map_err(|e| Error::ImageResources(image.to_path_buf(), e.0))?,
+        _ => DEFAULT_MEMORY.to_string(),
+    };
     let cpus = options.cpus.or(wanted.cpus).unwrap_or(DEFAULT_CPUS);
     Ok((memory, cpus))
 }
@@ -514,29 +535,60 @@ const DISK_MODULE: &str = "virtio_blk";
 /// modules: what mkfs makes by default on the distributions we boot.
 const DISK_ROOT_FILESYSTEMS: [&str; 3] = ["ext4", "xfs", "btrfs"];
 
-/// chrootvm's exit status for how the VM ended.
-fn outcome(job: &Job, exit: ExitStatus, status: Option<Status>) -> Result<u8, Error> {
+/// chrootvm's exit status for how the VM ended: qemu's exit status (none
+/// when the guest halted and qemu was left to kill), init's last report
+/// and the kernel's last words.
+fn outcome(
+    job: &Job,
+    exit: Option<ExitStatus>,
+    status: Option<Status>,
+    end: Option<&GuestEnd>,
+) -> Result<u8, Error> {
+    let ended = match end {
+        Some(GuestEnd::Halted) => "halted".to_string(),
+        Some(GuestEnd::Restarted) => "rebooted".to_string(),
+        Some(GuestEnd::Panicked(line)) => format!("panicked ({line})"),
+        Some(GuestEnd::PoweredOff) | None => "powered off".to_string(),
+    };
     match (job, status) {
         (_, Some(Status::Exit { code, .. })) => Ok(code),
-        (Job::Handover(_), Some(Status::Handover)) => Ok(0),
+        // A system's end is its power-off or halt.
+        (Job::Handover(_), Some(Status::Handover))
+            if !matches!(end, Some(GuestEnd::Panicked(_)) | Some(GuestEnd::Restarted)) =>
+        {
+            Ok(0)
+        }
+        (Job::Handover(_), Some(Status::Handover)) => Err(Error::NotBooted(format!(
+            "the system {ended} after init handed over"
+        ))),
         (_, Some(Status::Fatal)) => {
             Err(Error::NotBooted("init failed (its error is above)".into()))
         }
-        (_, _) if !exit.success() => Err(Error::NotBooted(format!("qemu failed ({exit})"))),
-        (Job::Command(_), Some(Status::Run)) => Err(Error::NotBooted(
-            "the command started, but the guest powered off before it ended (did it power off or reboot the VM?)".into(),
-        )),
-        (Job::Command(_), _) => Err(Error::NotBooted(
-            "the guest powered off before the command started".into(),
-        )),
-        (Job::Handover(_), _) => Err(Error::NotBooted(
-            "the guest powered off before init handed over (see the console output above)".into(),
-        )),
+        (_, _) if exit.is_some_and(|e| !e.success()) && end.is_none() => {
+            let exit = exit.map_or(String::new(), |e| e.to_string());
+            Err(Error::NotBooted(format!("qemu failed ({exit})")))
+        }
+        (Job::Command(_), Some(Status::Run)) => Err(Error::NotBooted(format!(
+            "the command started, but the guest {ended} before it ended (did the command {}?)",
+            match end {
+                Some(GuestEnd::Panicked(_)) => "crash the kernel",
+                Some(GuestEnd::Halted) => "halt the VM",
+                Some(GuestEnd::Restarted) => "reboot the VM",
+                _ => "power off the VM",
+            }
+        ))),
+        (Job::Command(_), _) => Err(Error::NotBooted(format!(
+            "the guest {ended} before the command started"
+        ))),
+        (Job::Handover(_), _) => Err(Error::NotBooted(format!(
+            "the guest {ended} before init handed over"
+        ))),
     }
 }
 
-/// The event loop: returns qemu's exit status, or the timeout, signal,
-/// closed stdout or silent guest that ended the wait.
+/// The event loop: returns qemu's exit status (none when the guest
+/// halted: qemu would wait forever), or the timeout, signal, closed output
+/// or silent guest that ended the wait.
 fn wait(
     vm: &mut Helper,
     channels: &mut Channels,
@@ -544,14 +596,14 @@ fn wait(
     deadline: Option<(Instant, Duration)>,
     watchdog: &Watchdog,
     scratch: &mut TempDir,
-) -> Result<ExitStatus, Error> {
+) -> Result<Option<ExitStatus>, Error> {
     let vm_exit = pidfd_open(Pid::from_child(vm.child()), PidfdFlags::empty())
         .map_err(|e| Error::Io("watch qemu".into(), e.into()))?;
     loop {
         if let Some(exit) = vm.try_wait() {
             return match channels.drain()? {
                 Event::OutputClosed => Err(Error::OutputClosed),
-                _ => Ok(exit),
+                _ => Ok(Some(exit)),
             };
         }
         let mut left = watchdog.check(channels)?;
@@ -596,6 +648,7 @@ fn wait(
                 // SIGKILLed chrootvm leaves nothing behind.
                 Event::AllConnected => scratch.remove(),
                 Event::OutputClosed => return Err(Error::OutputClosed),
+                Event::Halted => return Ok(None),
                 Event::None => {}
             }
         }

@@ -561,11 +561,8 @@ pub fn loopback_up() -> Result<(), Errno> {
     check(ret).map(|_| ())
 }
 
-/// Size of [`spec_buffer`]: twice what execve takes under the 8 MiB stack
-/// limit PID 1 and the command get (`init::runspec::exec_arg_limit`: 2 MiB
-/// of strings and pointers), so a command whose lists are too long fails
-/// at execve, naming itself, rather than here.
-pub const SPEC_BUFFER: usize = 4 << 20;
+/// Size of [`spec_buffer`]: the largest run spec init reads.
+pub const SPEC_BUFFER: usize = init::runspec::MAX_SIZE;
 
 /// Size of [`exec_slots`]: a pointer for every string execve takes under
 /// the 8 MiB stack limit (2 MiB of strings and pointers, each string at

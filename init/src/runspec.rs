@@ -26,6 +26,12 @@ pub const PATH: &CStr = c"/init.run";
 /// The format version this init reads.
 pub const VERSION: &[u8] = b"1";
 
+/// The largest spec init reads: twice what execve takes under the 8 MiB
+/// stack limit PID 1 and the command get ([`exec_arg_limit`]: 2 MiB of
+/// strings and pointers), so a command whose lists are too long fails at
+/// execve, naming itself, rather than here. chrootvm refuses more.
+pub const MAX_SIZE: usize = 4 << 20;
+
 /// The most one argument or environment string may take, and the least
 /// room execve gives them all (MAX_ARG_STRLEN and ARG_MAX in the kernel,
 /// both 32 pages: 128 KiB).
