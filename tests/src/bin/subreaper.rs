@@ -9,8 +9,13 @@
 //! The tests run chrootvm under it: "when chrootvm returns, no process it
 //! started, nor a descendant of one, still exists" is then checked with no
 //! sleep and no guess from command lines.
+//!
+//! With `SUBREAPER_GRACE_MS=N`, descendants get up to N ms to exit before
+//! the report: for a COMMAND killed by SIGKILL, whose helpers die by the
+//! kernel's parent-death signal an instant after it.
 
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions, kill_process, set_child_subreaper, waitpid};
 
@@ -44,8 +49,18 @@ fn main() -> ExitCode {
             }
         }
     };
-    // At once: anything alive now outlived COMMAND.
-    for left in children() {
+    let grace = std::env::var("SUBREAPER_GRACE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_millis);
+    let end = Instant::now() + grace;
+    while Instant::now() < end && alive().next().is_some() {
+        // Reap what died, so only the living remain listed.
+        while let Ok(Some(_)) = waitpid(None, WaitOptions::NOHANG) {}
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Anything alive now outlived COMMAND (and the grace).
+    for left in alive() {
         let stat = std::fs::read_to_string(format!("/proc/{left}/stat")).unwrap_or_default();
         if stat
             .rsplit(')')
@@ -79,6 +94,19 @@ fn main() -> ExitCode {
         _ => 255,
     };
     ExitCode::from(code)
+}
+
+/// Our children that have not exited (zombies only miss our wait).
+fn alive() -> impl Iterator<Item = i32> {
+    children().into_iter().filter(|pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 /// Our children, from /proc/self/task/*/children.
