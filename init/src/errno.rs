@@ -5,69 +5,85 @@
 use core::fmt;
 use rustix::io::Errno;
 
-/// glibc's `strerror` text for the errnos mount, finit_module, execve and
-/// the file calls init makes can return.
-const TEXTS: &[(Errno, &str)] = &[
-    (Errno::PERM, "Operation not permitted"),
-    (Errno::NOENT, "No such file or directory"),
-    (Errno::SRCH, "No such process"),
-    (Errno::INTR, "Interrupted system call"),
-    (Errno::IO, "Input/output error"),
-    (Errno::NXIO, "No such device or address"),
-    (Errno::TOOBIG, "Argument list too long"),
-    (Errno::NOEXEC, "Exec format error"),
-    (Errno::BADF, "Bad file descriptor"),
-    (Errno::CHILD, "No child processes"),
-    (Errno::AGAIN, "Resource temporarily unavailable"),
-    (Errno::NOMEM, "Cannot allocate memory"),
-    (Errno::ACCESS, "Permission denied"),
-    (Errno::FAULT, "Bad address"),
-    (Errno::NOTBLK, "Block device required"),
-    (Errno::BUSY, "Device or resource busy"),
-    (Errno::EXIST, "File exists"),
-    (Errno::XDEV, "Invalid cross-device link"),
-    (Errno::NODEV, "No such device"),
-    (Errno::NOTDIR, "Not a directory"),
-    (Errno::ISDIR, "Is a directory"),
-    (Errno::INVAL, "Invalid argument"),
-    (Errno::NFILE, "Too many open files in system"),
-    (Errno::MFILE, "Too many open files"),
-    (Errno::NOTTY, "Inappropriate ioctl for device"),
-    (Errno::TXTBSY, "Text file busy"),
-    (Errno::FBIG, "File too large"),
-    (Errno::NOSPC, "No space left on device"),
-    (Errno::SPIPE, "Illegal seek"),
-    (Errno::ROFS, "Read-only file system"),
-    (Errno::MLINK, "Too many links"),
-    (Errno::PIPE, "Broken pipe"),
-    (Errno::RANGE, "Numerical result out of range"),
-    (Errno::NAMETOOLONG, "File name too long"),
-    (Errno::NOSYS, "Function not implemented"),
-    (Errno::NOTEMPTY, "Directory not empty"),
-    (Errno::LOOP, "Too many levels of symbolic links"),
-    (Errno::NODATA, "No data available"),
-    (Errno::TIME, "Timer expired"),
-    (Errno::NOLINK, "Link has been severed"),
-    (Errno::PROTO, "Protocol error"),
-    (Errno::BADMSG, "Bad message"),
-    (Errno::OVERFLOW, "Value too large for defined data type"),
-    (
-        Errno::ILSEQ,
-        "Invalid or incomplete multibyte or wide character",
-    ),
-    (Errno::NOTSUP, "Operation not supported"),
-    (Errno::CONNREFUSED, "Connection refused"),
-    (Errno::TIMEDOUT, "Connection timed out"),
-    (Errno::HOSTDOWN, "Host is down"),
-    (Errno::STALE, "Stale file handle"),
-    (Errno::NOMEDIUM, "No medium found"),
-    (Errno::MEDIUMTYPE, "Wrong medium type"),
-    (Errno::CANCELED, "Operation canceled"),
-    (Errno::NOKEY, "Required key not available"),
-    (Errno::KEYEXPIRED, "Key has expired"),
-    (Errno::KEYREVOKED, "Key has been revoked"),
-    (Errno::KEYREJECTED, "Key was rejected by service"),
-];
+/// Two constants from one list of `(ERRNO, "text")`: the errnos in order,
+/// and their texts in one string, each ended by a NUL. Separate arrays hold
+/// no pointer per entry: a table of `(Errno, &str)` put 1.3 KB of
+/// relocated pointers into init, which has a 64 KiB budget.
+macro_rules! errno_table {
+    ($(($errno:ident, $text:literal)),* $(,)?) => {
+        /// The errnos with a text, in the order of [`TEXTS`].
+        const CODES: &[Errno] = &[$(Errno::$errno),*];
+        /// Their texts, each ended by a NUL.
+        const TEXTS: &[u8] = concat!($($text, "\0"),*).as_bytes();
+    };
+}
+
+// glibc's `strerror` text for the errnos mount, finit_module, execve and
+// the file calls init makes can return.
+errno_table! {
+    (PERM, "Operation not permitted"),
+    (NOENT, "No such file or directory"),
+    (SRCH, "No such process"),
+    (INTR, "Interrupted system call"),
+    (IO, "Input/output error"),
+    (NXIO, "No such device or address"),
+    (TOOBIG, "Argument list too long"),
+    (NOEXEC, "Exec format error"),
+    (BADF, "Bad file descriptor"),
+    (CHILD, "No child processes"),
+    (AGAIN, "Resource temporarily unavailable"),
+    (NOMEM, "Cannot allocate memory"),
+    (ACCESS, "Permission denied"),
+    (FAULT, "Bad address"),
+    (NOTBLK, "Block device required"),
+    (BUSY, "Device or resource busy"),
+    (EXIST, "File exists"),
+    (XDEV, "Invalid cross-device link"),
+    (NODEV, "No such device"),
+    (NOTDIR, "Not a directory"),
+    (ISDIR, "Is a directory"),
+    (INVAL, "Invalid argument"),
+    (NFILE, "Too many open files in system"),
+    (MFILE, "Too many open files"),
+    (NOTTY, "Inappropriate ioctl for device"),
+    (TXTBSY, "Text file busy"),
+    (FBIG, "File too large"),
+    (NOSPC, "No space left on device"),
+    (SPIPE, "Illegal seek"),
+    (ROFS, "Read-only file system"),
+    (MLINK, "Too many links"),
+    (PIPE, "Broken pipe"),
+    (RANGE, "Numerical result out of range"),
+    (NAMETOOLONG, "File name too long"),
+    (NOSYS, "Function not implemented"),
+    (NOTEMPTY, "Directory not empty"),
+    (LOOP, "Too many levels of symbolic links"),
+    (NODATA, "No data available"),
+    (TIME, "Timer expired"),
+    (NOLINK, "Link has been severed"),
+    (PROTO, "Protocol error"),
+    (BADMSG, "Bad message"),
+    (OVERFLOW, "Value too large for defined data type"),
+    (ILSEQ, "Invalid or incomplete multibyte or wide character"),
+    (NOTSUP, "Operation not supported"),
+    (CONNREFUSED, "Connection refused"),
+    (TIMEDOUT, "Connection timed out"),
+    (HOSTDOWN, "Host is down"),
+    (STALE, "Stale file handle"),
+    (NOMEDIUM, "No medium found"),
+    (MEDIUMTYPE, "Wrong medium type"),
+    (CANCELED, "Operation canceled"),
+    (NOKEY, "Required key not available"),
+    (KEYEXPIRED, "Key has expired"),
+    (KEYREVOKED, "Key has been revoked"),
+    (KEYREJECTED, "Key was rejected by service"),
+}
+
+/// The text of `errno`, if the table has it.
+fn text(errno: Errno) -> Option<&'static [u8]> {
+    let index = CODES.iter().position(|&code| code == errno)?;
+    TEXTS.split(|&b| b == 0).nth(index)
+}
 
 /// Displays an errno as glibc's text, or `os error N` for one not in the
 /// table.
@@ -83,8 +99,8 @@ pub struct Text(pub Errno);
 
 impl fmt::Display for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match TEXTS.iter().find(|(errno, _)| *errno == self.0) {
-            Some((_, text)) => f.write_str(text),
+        match text(self.0) {
+            Some(text) => crate::buf::Show(text).fmt(f),
             None => write!(f, "os error {}", self.0.raw_os_error()),
         }
     }
@@ -105,9 +121,15 @@ mod tests {
     }
 
     #[test]
-    fn table_has_no_duplicates() {
-        for (i, (a, _)) in TEXTS.iter().enumerate() {
-            assert!(TEXTS[i + 1..].iter().all(|(b, _)| a != b), "{a:?}");
+    fn table_has_no_duplicates_and_a_text_for_each() {
+        for (i, a) in CODES.iter().enumerate() {
+            assert!(CODES[i + 1..].iter().all(|b| a != b), "{a:?}");
         }
+        assert_eq!(TEXTS.split(|&b| b == 0).count(), CODES.len() + 1);
+        assert_eq!(
+            text(Errno::KEYREJECTED),
+            Some(&b"Key was rejected by service"[..])
+        );
+        assert_eq!(text(Errno::PERM), Some(&b"Operation not permitted"[..]));
     }
 }
