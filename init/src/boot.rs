@@ -88,6 +88,11 @@ impl<'a> Boot<'a> {
         let _ = self.status_port();
     }
 
+    /// The status port, when `init.status` asked for one and it opened.
+    pub fn status(&self) -> Option<&OwnedFd> {
+        self.status_port.get()
+    }
+
     fn status_port(&self) -> Option<&OwnedFd> {
         if !self.cmdline.status {
             return None;

@@ -207,6 +207,8 @@ pub struct Cmdline<'a> {
     pub vm_num: Option<&'a [u8]>,
     /// `rapido.stty=ROWS,COLS`.
     pub stty: Option<&'a [u8]>,
+    /// `ip=`: static network setup (see [`crate::net`]).
+    pub ip: Option<&'a [u8]>,
     /// `systemd.machine_id=ID`.
     pub machine_id: Option<&'a [u8]>,
     /// `init.shell`: a shell on the console instead of a fatal power-off.
@@ -257,6 +259,7 @@ impl<'a> Cmdline<'a> {
             hostname: None,
             vm_num: None,
             stty: None,
+            ip: None,
             machine_id: None,
             shell: false,
             macs: [Mac {
@@ -291,6 +294,7 @@ impl<'a> Cmdline<'a> {
                 (b"rapido.hostname", Some(v)) => line.hostname = non_empty(v),
                 (b"rapido.vm_num", Some(v)) => line.vm_num = non_empty(v),
                 (b"rapido.stty", Some(v)) => line.stty = non_empty(v),
+                (b"ip", Some(v)) => line.ip = non_empty(v),
                 (b"systemd.machine_id", Some(v)) => line.machine_id = non_empty(v),
                 (key, Some(mac)) if key.starts_with(MAC_PREFIX) => {
                     line.add_mac(&key[MAC_PREFIX.len()..], mac);

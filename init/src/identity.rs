@@ -78,10 +78,10 @@ pub fn apply(boot: &Boot<'_>) -> Option<Pid> {
     }
     write_macs(boot);
     match rt::fork() {
-        Ok(None) => match rt::loopback_up() {
+        Ok(None) => match crate::network::bring_up(boot) {
             Ok(()) => rt::exit_group(0),
             Err(errno) => {
-                warning!(boot.log, "cannot bring lo up: {}", Text(errno));
+                warning!(boot.log, "cannot bring the network up: {}", Text(errno));
                 rt::exit_group(1)
             }
         },
@@ -102,7 +102,7 @@ pub fn wait_for_loopback(boot: &Boot<'_>, child: Option<Pid>) {
         match waitpid(Some(child), WaitOptions::empty()) {
             Err(Errno::INTR) => {}
             Ok(Some((_, status))) if status.exit_status() == Some(0) => {
-                debug!(boot.log, "brought lo up");
+                debug!(boot.log, "brought the network up");
                 return;
             }
             _ => return,

@@ -14,6 +14,7 @@ pub mod buf;
 pub mod cmdline;
 pub mod errno;
 pub mod names;
+pub mod net;
 pub mod plan;
 pub mod rapido;
 pub mod runspec;

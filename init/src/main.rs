@@ -25,6 +25,7 @@ mod identity;
 mod log;
 mod modules;
 mod mounts;
+mod network;
 mod profile;
 mod rt;
 mod run;
@@ -92,6 +93,7 @@ fn main(env: &[&CStr]) -> ! {
         profile.step(&boot, "switch root");
     }
     identity::wait_for_loopback(&boot, loopback);
+    network::publish_resolver(&boot, !switching);
     profile.total(&boot, modules.init_us);
 
     // 9. Run the command as PID 1's child, or hand PID 1 to the real init.

@@ -26,7 +26,7 @@ compile_error!(
 use core::arch::{asm, naked_asm};
 use core::ffi::{CStr, c_char};
 use core::ptr;
-use rustix::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::process::Pid;
 
@@ -107,10 +107,6 @@ const SYS_SOCKET: usize = 41;
 /// socket(2): AF_INET, SOCK_DGRAM | SOCK_CLOEXEC.
 const AF_INET: usize = 2;
 const SOCK_DGRAM_CLOEXEC: usize = 2 | 0o2000000;
-/// netdevice(7) ioctls and the up flag (include/uapi/linux/sockios.h, if.h).
-const SIOCGIFFLAGS: usize = 0x8913;
-const SIOCSIFFLAGS: usize = 0x8914;
-const IFF_UP: i16 = 0x1;
 /// clone(2) flags for a plain fork: only the child's exit signal.
 const SIGCHLD: usize = 17;
 /// rt_sigprocmask(2) `how` values (include/uapi/asm-generic/signal-defs.h).
@@ -507,57 +503,36 @@ pub unsafe extern "C" fn strlen(s: *const c_char) -> usize {
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {}
 
-/// `struct ifreq` as SIOCGIFFLAGS/SIOCSIFFLAGS use it: the name, then the
-/// flags in the union (40 bytes on x86-64).
-#[repr(C)]
-struct IfreqFlags {
-    name: [u8; 16],
-    flags: i16,
-    pad: [u8; 22],
-}
-
-/// Brings the loopback interface up (`ip link set lo up`), as test
-/// programs expect 127.0.0.1 to work. rustix has no netdevice ioctls.
+/// An AF_INET datagram socket, the handle netdevice(7) and route ioctls
+/// take. rustix has no netdevice ioctls.
 ///
 /// # References
 /// - [netdevice(7)](https://man7.org/linux/man-pages/man7/netdevice.7.html)
-pub fn loopback_up() -> Result<(), Errno> {
+pub fn inet_socket() -> Result<OwnedFd, Errno> {
     // SAFETY: socket takes three integers and returns a new fd or -errno.
     let ret = unsafe { syscall4(SYS_SOCKET, AF_INET, SOCK_DGRAM_CLOEXEC, 0, 0) };
     let fd = i32::try_from(check(ret)?).map_err(|_| Errno::INVAL)?;
     // SAFETY: socket just returned this fd, which nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = usize::try_from(fd).map_err(|_| Errno::INVAL)?;
-    let mut request = IfreqFlags {
-        name: [0; 16],
-        flags: 0,
-        pad: [0; 22],
-    };
-    request.name[..2].copy_from_slice(b"lo");
-    // SAFETY: `request` is a valid ifreq the kernel reads and writes within
-    // its 40 bytes; it outlives both calls.
-    let ret = unsafe {
-        syscall4(
-            SYS_IOCTL,
-            raw,
-            SIOCGIFFLAGS,
-            ptr::from_mut(&mut request) as usize,
-            0,
-        )
-    };
-    check(ret)?;
-    request.flags |= IFF_UP;
-    // SAFETY: as above.
-    let ret = unsafe {
-        syscall4(
-            SYS_IOCTL,
-            raw,
-            SIOCSIFFLAGS,
-            ptr::from_mut(&mut request) as usize,
-            0,
-        )
-    };
-    drop(socket);
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A netdevice(7) or route ioctl whose argument is a `struct ifreq` (40
+/// bytes) or `struct rtentry` (120 bytes), built by `init::net`.
+///
+/// # References
+/// - [netdevice(7)](https://man7.org/linux/man-pages/man7/netdevice.7.html)
+/// - [route(4)](https://man7.org/linux/man-pages/man4/route.4.html)
+pub fn net_ioctl(socket: &OwnedFd, request: usize, arg: &mut [u8]) -> Result<(), Errno> {
+    // The kernel reads (and for the getters writes) one of these sizes.
+    if arg.len() != init::net::IFREQ_SIZE && arg.len() != init::net::RTENTRY_SIZE {
+        return Err(Errno::INVAL);
+    }
+    let fd = usize::try_from(socket.as_raw_fd()).map_err(|_| Errno::INVAL)?;
+    // SAFETY: `arg` is a buffer of the struct's full size for `request`
+    // (an ifreq for the netdevice requests, an rtentry for SIOCADDRT),
+    // valid for the kernel's reads and writes for the call's duration; an
+    // rtentry's rt_dev pointer is left null.
+    let ret = unsafe { syscall4(SYS_IOCTL, fd, request, arg.as_mut_ptr() as usize, 0) };
     check(ret).map(|_| ())
 }
 

@@ -149,8 +149,8 @@ pub fn run_command(boot: &Boot<'_>, command: Command<'_>) -> ! {
             Text(errno)
         ),
     };
-    let mut relays = match streams {
-        Streams::Console(_) => [None, None],
+    let (mut relays, tty) = match streams {
+        Streams::Console(tty) => ([None, None], Some(tty)),
         // The write ends close here: only the command holds them now.
         Streams::Ports {
             stdout,
@@ -158,20 +158,25 @@ pub fn run_command(boot: &Boot<'_>, command: Command<'_>) -> ! {
             stdout_port,
             stderr_port,
             ..
-        } => [
-            Some(Relay {
-                from: Some(stdout.0),
-                to: stdout_port,
-                bytes: 0,
-            }),
-            Some(Relay {
-                from: Some(stderr.0),
-                to: stderr_port,
-                bytes: 0,
-            }),
-        ],
+        } => (
+            [
+                Some(Relay {
+                    from: Some(stdout.0),
+                    to: stdout_port,
+                    bytes: 0,
+                }),
+                Some(Relay {
+                    from: Some(stderr.0),
+                    to: stderr_port,
+                    bytes: 0,
+                }),
+            ],
+            None,
+        ),
     };
-    let code = supervise(boot, pid, &sigchld, &mut relays);
+    // On the console, the host sends the terminal's new sizes.
+    let resize = tty.as_ref().zip(boot.status());
+    let code = supervise(boot, pid, &sigchld, &mut relays, resize);
     let [stdout, stderr] = relays.map(|relay| relay.map_or(0, |r| r.bytes));
     debug!(
         boot.log,
@@ -329,7 +334,13 @@ fn exec_failed(boot: &Boot<'_>, name: &[u8], errno: Errno) -> ! {
 
 /// Relays output and reaps children until the command has exited, its
 /// leftovers are gone and its output is relayed. Returns its status.
-fn supervise(boot: &Boot<'_>, pid: Pid, sigchld: &OwnedFd, relays: &mut [Option<Relay>; 2]) -> u8 {
+fn supervise(
+    boot: &Boot<'_>,
+    pid: Pid,
+    sigchld: &OwnedFd,
+    relays: &mut [Option<Relay>; 2],
+    mut resize: Option<(&OwnedFd, &OwnedFd)>,
+) -> u8 {
     let mut code = None;
     let mut children_left = true;
     let buf = rt::relay_buffer();
@@ -343,6 +354,10 @@ fn supervise(boot: &Boot<'_>, pid: Pid, sigchld: &OwnedFd, relays: &mut [Option<
             PollFd::new(sigchld, PollFlags::IN),
             slot(&relays[0], sigchld),
             slot(&relays[1], sigchld),
+            match resize {
+                Some((_, port)) => PollFd::new(port, PollFlags::IN),
+                None => PollFd::new(sigchld, PollFlags::empty()),
+            },
         ];
         // Once the command is gone, stragglers get a bounded time to die.
         let timeout = code.map(|_| rustix::event::Timespec {
@@ -361,6 +376,11 @@ fn supervise(boot: &Boot<'_>, pid: Pid, sigchld: &OwnedFd, relays: &mut [Option<
             Err(errno) => fatal!(boot, "cannot wait for the command: {}", Text(errno)),
         }
         let ready = [fds[1].revents(), fds[2].revents()].map(|r| !r.is_empty());
+        if let Some((tty, port)) = resize.filter(|_| !fds[3].revents().is_empty())
+            && !apply_size(tty, port)
+        {
+            resize = None;
+        }
         if !fds[0].revents().is_empty() {
             drain(sigchld);
             children_left = reap(boot, pid, &mut code);
@@ -371,6 +391,28 @@ fn supervise(boot: &Boot<'_>, pid: Pid, sigchld: &OwnedFd, relays: &mut [Option<
             }
         }
     }
+}
+
+/// Reads the host's `stty ROWS,COLS` lines from the status port and sets
+/// the terminal's size; the kernel signals its foreground processes
+/// (SIGWINCH). False when the port has closed.
+fn apply_size(tty: &OwnedFd, port: &OwnedFd) -> bool {
+    let mut buf = [0u8; 64];
+    let Ok(n @ 1..) = rustix::io::read(port, &mut buf) else {
+        return false;
+    };
+    for line in buf[..n].split(|&b| b == b'\n') {
+        if let Some(Ok((rows, cols))) = line.strip_prefix(b"stty ").map(init::rapido::stty) {
+            let size = rustix::termios::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let _ = rustix::termios::tcsetwinsize(tty, size);
+        }
+    }
+    true
 }
 
 /// The poll slot of a relay: its pipe, or (closed) an fd watched for
