@@ -206,6 +206,8 @@ pub struct Channels {
     started: bool,
     /// How the kernel said the guest ended.
     guest_end: Option<EndKind>,
+    /// A terminal size not yet sent.
+    pending_size: Option<(u16, u16)>,
     status_line: Vec<u8>,
     /// The last valid status line.
     pub last_status: Option<Status>,
@@ -243,6 +245,7 @@ impl Channels {
             console_bytes: 0,
             started: false,
             guest_end: None,
+            pending_size: None,
             status_line: Vec::new(),
             last_status: None,
             acked: false,
@@ -295,6 +298,31 @@ impl Channels {
     /// Whether anything has come on the console: the kernel runs.
     pub fn console_spoke(&self) -> bool {
         self.console_bytes > 0
+    }
+
+    /// Sends the terminal's size to init (`stty ROWS,COLS` on the status
+    /// port), which sets the console's; held until the guest is up.
+    pub fn send_size(&mut self, rows: u16, cols: u16) {
+        self.pending_size = Some((rows, cols));
+        self.flush_size();
+    }
+
+    fn flush_size(&mut self) {
+        let Some((rows, cols)) = self.pending_size.filter(|_| self.started) else {
+            return;
+        };
+        let Some(port) = self
+            .channels
+            .iter_mut()
+            .find(|c| c.kind == Kind::Status)
+            .and_then(|c| c.stream.as_mut())
+        else {
+            return;
+        };
+        // A few bytes into a socket init reads: a full buffer (init gone)
+        // only loses the size, which nothing then needs.
+        let _ = port.write_all(format!("stty {rows},{cols}\n").as_bytes());
+        self.pending_size = None;
     }
 
     /// The console's last non-empty line, for a report on a failed boot.
@@ -475,6 +503,7 @@ impl Channels {
             if let Some(status) = Status::parse(&line[..end]) {
                 self.last_status = Some(status);
                 self.started = true;
+                self.flush_size();
             }
         }
     }
@@ -691,9 +720,13 @@ mod tests {
         assert_eq!(channels.guest_end(), None);
         console.write_all(b"[ 1.7] Kernel panic - not sy").unwrap();
         pump(&mut channels);
-        console.write_all(b"ncing: sysrq triggered crash\r\n").unwrap();
+        console
+            .write_all(b"ncing: sysrq triggered crash\r\n")
+            .unwrap();
         pump(&mut channels);
-        console.write_all(b"[ 1.8] reboot: Restarting system\r\n").unwrap();
+        console
+            .write_all(b"[ 1.8] reboot: Restarting system\r\n")
+            .unwrap();
         pump(&mut channels);
         assert_eq!(
             channels.guest_end(),

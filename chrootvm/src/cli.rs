@@ -94,7 +94,26 @@ pub struct Options {
     pub boot_timeout: Duration,
     /// `--debug`.
     pub debug: bool,
+    /// `--net` (or a `--forward`): user-mode networking.
+    pub net: bool,
+    /// `--forward HOSTPORT:GUESTPORT`, in order.
+    pub forwards: Vec<Forward>,
+    /// `--gdb[=PORT]`: qemu's gdb stub on 127.0.0.1:PORT.
+    pub gdb: Option<u16>,
 }
+
+/// `--forward HOSTPORT:GUESTPORT`: the host's 127.0.0.1:HOSTPORT reaches
+/// the guest's GUESTPORT (TCP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The port on the host's loopback.
+    pub host: u16,
+    /// The port in the guest.
+    pub guest: u16,
+}
+
+/// The gdb stub's port when `--gdb` names none (gdb's own default).
+pub const DEFAULT_GDB_PORT: u16 = 1234;
 
 /// What the command line asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -170,6 +189,13 @@ Options:
   --timeout SECS           kill the VM after SECS seconds
   --boot-timeout SECS      give up on a guest that shows no sign of life
                            (init has not reported) after SECS (default 120)
+  --net                    user-mode network (qemu's): the guest gets 10.0.2.15,
+                           a default route, a name server in /etc/resolv.conf,
+                           and reaches the host's 127.0.0.1 as 10.0.2.2
+  --forward HOST:GUEST     the guest's TCP port GUEST on the host's
+                           127.0.0.1:HOST (implies --net; may be repeated)
+  --gdb[=PORT]             qemu's gdb stub on 127.0.0.1:PORT (default 1234),
+                           with nokaslr so the kernel's symbols match
   --debug                  show the kernel log, init's steps and what runs
   -h, --help               this text
   -V, --version            version
@@ -230,6 +256,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         memory: None,
         cpus: None,
         accel: Accel::Auto,
+        net: false,
+        forwards: Vec::new(),
+        gdb: None,
         append: Vec::new(),
         timeout: None,
         boot_timeout: DEFAULT_BOOT_TIMEOUT,
@@ -273,6 +302,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                 options.boot_timeout = parse_seconds("--boot-timeout", &parser.value()?.string()?)?;
             }
             Long("debug") => options.debug = true,
+            Long("net") => options.net = true,
+            Long("forward") => {
+                let forward = parse_forward(&parser.value()?.string()?)?;
+                if options.forwards.iter().any(|f| f.host == forward.host) {
+                    return Err(UsageError(format!(
+                        "host port {} is forwarded twice",
+                        forward.host
+                    )));
+                }
+                options.forwards.push(forward);
+                options.net = true;
+            }
+            Long("gdb") => {
+                options.gdb = Some(match parser.optional_value() {
+                    Some(port) => parse_port("--gdb", &port.string()?)?,
+                    None => DEFAULT_GDB_PORT,
+                });
+            }
             // As with chroot(1), the command and its arguments are taken as
             // they are, options included: `chrootvm ROOT ls -l`.
             Value(value) => {
@@ -439,7 +486,7 @@ fn check_devices(options: &Options) -> Result<(), UsageError> {
         )));
     }
     let root = usize::from(matches!(options.root, Root::Dir(_)));
-    let devices = shares + options.disks.len() + root + 1;
+    let devices = shares + options.disks.len() + root + 1 + usize::from(options.net);
     if devices > PCI_SLOTS {
         return Err(UsageError(format!(
             "{shares} shares and {} disks are too many: qemu's machine has {PCI_SLOTS} PCI slots, {} of them for the root and chrootvm's ports",
@@ -454,6 +501,30 @@ fn parse_cpus(value: &str) -> Result<u32, UsageError> {
     match value.parse::<u32>() {
         Ok(n) if (1..=256).contains(&n) => Ok(n),
         _ => Err(UsageError(format!("bad --cpus \"{value}\": give 1 to 256"))),
+    }
+}
+
+/// `HOSTPORT:GUESTPORT`.
+fn parse_forward(value: &str) -> Result<Forward, UsageError> {
+    let bad = || {
+        UsageError(format!(
+            "bad --forward \"{value}\": give HOSTPORT:GUESTPORT, e.g. 8080:80"
+        ))
+    };
+    let (host, guest) = value.split_once(':').ok_or_else(bad)?;
+    Ok(Forward {
+        host: parse_port("--forward", host).map_err(|_| bad())?,
+        guest: parse_port("--forward", guest).map_err(|_| bad())?,
+    })
+}
+
+/// A TCP port, 1 to 65535.
+fn parse_port(option: &str, value: &str) -> Result<u16, UsageError> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(UsageError(format!(
+            "bad {option} port \"{value}\": give 1 to 65535"
+        ))),
     }
 }
 
@@ -622,6 +693,42 @@ mod tests {
                 .starts_with("28 shares and 2 disks are too many: qemu's machine has 30 PCI slots"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn network_and_debugger_options() {
+        let o = options(&[
+            "--forward",
+            "8080:80",
+            "--forward",
+            "2222:22",
+            "--gdb",
+            "/r",
+        ]);
+        assert!(o.net);
+        assert_eq!(
+            o.forwards,
+            [
+                Forward {
+                    host: 8080,
+                    guest: 80
+                },
+                Forward {
+                    host: 2222,
+                    guest: 22
+                }
+            ]
+        );
+        assert_eq!(o.gdb, Some(1234));
+        assert_eq!(options(&["--gdb=9000", "/r"]).gdb, Some(9000));
+        let plain = options(&["/r"]);
+        assert!(!plain.net && plain.forwards.is_empty() && plain.gdb.is_none());
+        assert!(options(&["--net", "/r"]).net);
+        let err = |args: &[&str]| parse_str(args).unwrap_err().to_string();
+        assert!(err(&["--forward", "80", "/r"]).starts_with("bad --forward \"80\""));
+        assert!(err(&["--forward", "0:80", "/r"]).starts_with("bad --forward"));
+        assert!(err(&["--forward", "1:2", "--forward", "1:3", "/r"]).contains("twice"));
+        assert!(err(&["--gdb=x", "/r"]).starts_with("bad --gdb port \"x\""));
     }
 
     #[test]

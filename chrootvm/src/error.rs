@@ -89,6 +89,15 @@ pub enum Error {
     KvmUnusable(String),
     /// The command and its environment are more than init reads.
     CommandTooLong(usize),
+    /// A host port for `--forward` or `--gdb` is not free.
+    Port {
+        /// What it was for.
+        what: &'static str,
+        /// The port.
+        port: u16,
+        /// Why not.
+        cause: io::Error,
+    },
     /// A host-side operation failed.
     Io(String, io::Error),
     /// The VM ran past `--timeout`.
@@ -211,6 +220,11 @@ impl fmt::Display for Error {
                 f,
                 "cannot run a command and environment of {bytes} bytes: the guest takes at most {} (and execve about half that)",
                 init::runspec::MAX_SIZE
+            ),
+            Error::Port { what, port, cause } => write!(
+                f,
+                "cannot {what} 127.0.0.1:{port}: {} (choose another port)",
+                OsText(cause)
             ),
             Error::Io(what, e) => write!(f, "cannot {what}: {}", OsText(e)),
             Error::Timeout(limit) => write!(

@@ -21,7 +21,7 @@ pub fn run_spec(
     tty: bool,
     winsize: Option<(u16, u16)>,
 ) -> Result<Vec<u8>, Error> {
-    let argv = argv(command, std::env::var_os("SHELL"));
+    let argv = argv(command, std::env::var_os("SHELL"), tty);
     let env = environment(std::env::vars_os(), tty);
     let spec = init::runspec::encode(
         argv.iter().map(Vec::as_slice),
@@ -36,13 +36,19 @@ pub fn run_spec(
     Ok(spec)
 }
 
-/// The command, or `"$SHELL" -i` (default /bin/sh) as chroot(1) runs.
-fn argv(command: &[OsString], shell: Option<OsString>) -> Vec<Vec<u8>> {
+/// The command, or the shell (`$SHELL`, default /bin/sh) as chroot(1)
+/// runs it: interactive (`-i`) on a terminal, else reading its commands
+/// from stdin with no prompt, as `echo 'ls; exit 4' | chroot ROOT` does.
+fn argv(command: &[OsString], shell: Option<OsString>, tty: bool) -> Vec<Vec<u8>> {
     if command.is_empty() {
         let shell = shell
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "/bin/sh".into());
-        return vec![shell.as_bytes().to_vec(), b"-i".to_vec()];
+        let mut argv = vec![shell.as_bytes().to_vec()];
+        if tty {
+            argv.push(b"-i".to_vec());
+        }
+        return argv;
     }
     command.iter().map(|arg| arg.as_bytes().to_vec()).collect()
 }
@@ -73,14 +79,16 @@ mod tests {
     use init::runspec::RunSpec;
 
     #[test]
-    fn no_command_is_an_interactive_shell() {
-        assert_eq!(argv(&[], None), [b"/bin/sh".to_vec(), b"-i".to_vec()]);
+    fn no_command_is_the_shell_interactive_on_a_terminal() {
+        assert_eq!(argv(&[], None, true), [b"/bin/sh".to_vec(), b"-i".to_vec()]);
         assert_eq!(
-            argv(&[], Some("/bin/bash".into())),
+            argv(&[], Some("/bin/bash".into()), true),
             [b"/bin/bash".to_vec(), b"-i".to_vec()]
         );
+        // No terminal: commands come from stdin, without prompts.
+        assert_eq!(argv(&[], None, false), [b"/bin/sh".to_vec()]);
         assert_eq!(
-            argv(&["ls".into(), "-l".into()], Some("/bin/bash".into())),
+            argv(&["ls".into(), "-l".into()], Some("/bin/bash".into()), true),
             [b"ls".to_vec(), b"-l".to_vec()]
         );
     }

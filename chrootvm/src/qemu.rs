@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Share, Writes};
+use crate::cli::{Forward, Share, Writes};
 
 /// The qemu binary for this host (x86-64 only for now: init's runtime is).
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -80,7 +80,16 @@ pub struct Machine<'a> {
     pub console: &'a Path,
     /// The virtio-serial ports (the status port first).
     pub ports: &'a [Port],
+    /// User-mode networking, with these forwards, or none.
+    pub network: Option<&'a [Forward]>,
+    /// qemu's gdb stub on this port of 127.0.0.1.
+    pub gdb: Option<u16>,
 }
+
+/// The guest's side of qemu's user network (slirp's fixed plan): its
+/// address, the gateway (which is also the host's 127.0.0.1), the name
+/// server slirp answers on, and the interface virtio_net gets.
+pub const GUEST_NET: &str = "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off:10.0.2.3";
 
 /// qemu's argument vector.
 pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
@@ -144,6 +153,22 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
                 );
             }
         }
+    }
+    // qemu's own user network (slirp): no daemon, no host configuration,
+    // no root. Forwards listen on the host's loopback only.
+    if let Some(forwards) = machine.network {
+        let mut netdev = String::from("user,id=net0");
+        for forward in forwards {
+            netdev.push_str(&format!(
+                ",hostfwd=tcp:127.0.0.1:{}-:{}",
+                forward.host, forward.guest
+            ));
+        }
+        pair("-netdev", netdev.into());
+        pair("-device", "virtio-net-pci,netdev=net0".into());
+    }
+    if let Some(port) = machine.gdb {
+        pair("-gdb", format!("tcp:127.0.0.1:{port}").into());
     }
     // Disks: raw, so qemu never guesses a format from the content; the
     // guest names them vda, vdb, ... in this order.
@@ -232,6 +257,10 @@ pub struct KernelArgs<'a> {
     pub handover: Option<&'a str>,
     /// `--debug`.
     pub debug: bool,
+    /// `--net`: configure the user network's interface ([`GUEST_NET`]).
+    pub net: bool,
+    /// `--gdb`: no address randomisation, so symbols match.
+    pub gdb: bool,
     /// The kernel announces itself on the console at once, quiet or not
     /// (`loglevel=6`: its notices, "Linux version" first): the boot
     /// watchdog's sign of life under KVM.
@@ -293,6 +322,12 @@ pub fn kernel_cmdline(args: &KernelArgs<'_>) -> String {
     }
     if let Some(init) = args.handover {
         words.push(format!("init={}", quote(init)));
+    }
+    if args.net {
+        words.push(GUEST_NET.to_string());
+    }
+    if args.gdb {
+        words.push("nokaslr".to_string());
     }
     words.push("init.status".to_string());
     if args.debug {
@@ -363,6 +398,8 @@ mod tests {
             disks: &["/d/a,b.img".into()],
             console: Path::new("/t/console.sock"),
             ports: &ports,
+            network: None,
+            gdb: None,
         };
         argv(&machine)
             .iter()
@@ -443,6 +480,55 @@ mod tests {
     }
 
     #[test]
+    fn network_and_gdb_stub_on_loopback_only() {
+        let plain = machine_argv(Engine::Tcg);
+        assert!(value_of(&plain, "-netdev").is_empty() && value_of(&plain, "-gdb").is_empty());
+        let forwards = [
+            Forward {
+                host: 8080,
+                guest: 80,
+            },
+            Forward { host: 2, guest: 22 },
+        ];
+        let filesystems = [];
+        let machine = Machine {
+            qemu: Path::new("/q"),
+            engine: Engine::Tcg,
+            memory: "1G",
+            cpus: 1,
+            kernel: Path::new("/k"),
+            initrd: Path::new("/i"),
+            cmdline: "",
+            filesystems: &filesystems,
+            disks: &[],
+            console: Path::new("/c"),
+            ports: &[],
+            network: Some(&forwards),
+            gdb: Some(1234),
+        };
+        let argv: Vec<String> = argv(&machine)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            value_of(&argv, "-netdev"),
+            ["user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2-:22"]
+        );
+        assert!(value_of(&argv, "-device").contains(&"virtio-net-pci,netdev=net0"));
+        assert_eq!(value_of(&argv, "-gdb"), ["tcp:127.0.0.1:1234"]);
+        let line = kernel_cmdline(&KernelArgs {
+            net: true,
+            gdb: true,
+            ..args(&[], Writes::None, None)
+        });
+        let parsed = init::cmdline::Cmdline::parse(line.as_bytes());
+        let ip = init::net::IpConfig::parse(parsed.ip.unwrap()).unwrap();
+        assert_eq!((ip.device, ip.gateway), (&b"eth0"[..], Some([10, 0, 2, 2])));
+        assert_eq!(ip.dns[0], Some(&b"10.0.2.3"[..]));
+        assert!(line.contains(" nokaslr "), "{line}");
+    }
+
+    #[test]
     fn never_reboots_and_has_nothing_by_default() {
         let argv = machine_argv(Engine::Tcg);
         for flag in ["-no-reboot", "-nodefaults", "-no-user-config"] {
@@ -458,6 +544,8 @@ mod tests {
             shares,
             handover,
             debug: false,
+            net: false,
+            gdb: false,
             kernel_speaks: false,
             append: &[],
         }

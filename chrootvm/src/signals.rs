@@ -1,4 +1,5 @@
-//! SIGINT, SIGTERM and SIGHUP turned into an event for the main loop: the
+//! SIGINT, SIGTERM and SIGHUP (and SIGWINCH, a resized terminal) turned
+//! into an event for the main loop: the
 //! handlers (signal-hook's) only record the signal and write a byte to a
 //! socket the loop polls, so cleanup (killing helpers, removing the temp
 //! directory) runs on the main thread in the ordinary drop order.
@@ -11,10 +12,10 @@
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rustix::fd::{AsFd, BorrowedFd};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGWINCH};
 
 /// The signals that stop chrootvm (and its VM) cleanly.
 pub const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
@@ -42,6 +43,7 @@ fn is_in(mask: u64, signal: i32) -> bool {
 pub struct Signals {
     wake: UnixStream,
     caught: Arc<AtomicUsize>,
+    resized: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -60,7 +62,20 @@ impl Signals {
             signal_hook::flag::register_usize(signal, Arc::clone(&caught), number)?;
             signal_hook::low_level::pipe::register(signal, notify.try_clone()?)?;
         }
-        Ok(Signals { wake, caught })
+        // The terminal's window changed: its size goes to the guest.
+        let resized = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(SIGWINCH, Arc::clone(&resized))?;
+        signal_hook::low_level::pipe::register(SIGWINCH, notify)?;
+        Ok(Signals {
+            wake,
+            caught,
+            resized,
+        })
+    }
+
+    /// Whether the terminal was resized since the last call.
+    pub fn resized(&self) -> bool {
+        self.resized.swap(false, Ordering::SeqCst)
     }
 
     /// Readable when a signal has arrived.

@@ -72,10 +72,16 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         .map(|disk| check_file(disk))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let (memory, cpus) = vm_size(options, image.as_deref())?;
+    let (memory, cpus, image_net) = vm_size(options, image.as_deref())?;
+    let net = options.net || image_net;
+    if net && let Some(root) = &rootfs {
+        warn_without_resolv_conf(root);
+    }
     if debug {
         eprintln!("chrootvm: {cpus} CPUs, {memory} of memory");
     }
+    // Host ports are taken before anything starts, or not at all.
+    check_ports(options)?;
 
     // 2. The kernel and the module tree that matches it.
     let request = Request {
@@ -133,9 +139,14 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         }
     };
     let pipes = run_spec.is_some() && terminal.is_none();
+    // A command on the terminal follows its size; init sets the console's.
+    let run_spec_on_tty = run_spec.is_some() && terminal.is_some();
 
     // 6. The initramfs, in memory.
     let mut modules = module_names(transport.as_ref(), options.writes, rootfs.is_some());
+    if net {
+        modules.push(NET_MODULE);
+    }
     if !disks.is_empty() {
         modules.extend(disk_modules(&tree, &options.root, options.writes));
     }
@@ -174,8 +185,15 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         transport: transport.as_ref(),
         handover,
         pipes,
+        net,
+        terminal: terminal.as_ref().filter(|_| run_spec_on_tty),
         deadline: options.timeout.map(|limit| (Instant::now() + limit, limit)),
     };
+    if let Some(port) = options.gdb {
+        eprintln!(
+            "chrootvm: gdb stub on 127.0.0.1:{port}; attach with: gdb vmlinux -ex 'target remote 127.0.0.1:{port}'"
+        );
+    }
     let mut engine = choice.engine;
     let result = loop {
         match boot(&guest, engine, signals) {
@@ -207,6 +225,10 @@ struct Guest<'a> {
     handover: Option<&'a str>,
     /// The command's stdio are ports (no terminal).
     pipes: bool,
+    /// User-mode networking.
+    net: bool,
+    /// The user's terminal, when the command runs on it.
+    terminal: Option<&'a Terminal>,
     /// `--timeout`: when, and the limit as given.
     deadline: Option<(Instant, Duration)>,
 }
@@ -283,6 +305,8 @@ fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Erro
         shares: &options.shares,
         handover: guest.handover,
         debug,
+        net: guest.net,
+        gdb: options.gdb.is_some(),
         kernel_speaks: engine == Engine::Kvm,
         append: &options.append,
     });
@@ -299,6 +323,8 @@ fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Erro
         filesystems: &filesystems,
         console: &console,
         ports: &ports,
+        network: guest.net.then_some(options.forwards.as_slice()),
+        gdb: options.gdb,
     };
     let argv = qemu::argv(&machine);
     if debug {
@@ -326,6 +352,7 @@ fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Erro
         signals,
         guest.deadline,
         &watchdog,
+        guest.terminal,
         &mut scratch,
     );
     drop(vm);
@@ -510,9 +537,9 @@ fn check_file(path: &Path) -> Result<PathBuf, Error> {
 
 /// Memory and CPUs: the options, else the rapido resources an `--initrd`
 /// image asks for (mkinitrd --mem/--cpus), else the defaults.
-fn vm_size(options: &Options, image: Option<&Path>) -> Result<(String, u32), Error> {
+fn vm_size(options: &Options, image: Option<&Path>) -> Result<(String, u32, bool), Error> {
     let wanted = match image {
-        Some(image) if options.memory.is_none() || options.cpus.is_none() => {
+        Some(image) => {
             let data = std::fs::read(image).map_err(|e| Error::Image(image.to_path_buf(), e))?;
             let entries = mkinitrd::list::read_image(&data)?;
             mkinitrd::rsc::read_from_entries(&entries)
@@ -526,7 +553,41 @@ fn vm_size(options: &Options, image: Option<&Path>) -> Result<(String, u32), Err
         _ => DEFAULT_MEMORY.to_string(),
     };
     let cpus = options.cpus.or(wanted.cpus).unwrap_or(DEFAULT_CPUS);
-    Ok((memory, cpus))
+    Ok((memory, cpus, wanted.net))
+}
+
+/// init publishes the user network's name server by covering the root's
+/// /etc/resolv.conf (or its link's target in /run): a root with none
+/// gets no name server, which is better said now than found later.
+fn warn_without_resolv_conf(root: &Path) {
+    let conf = root.join("etc/resolv.conf");
+    if conf.symlink_metadata().is_err() {
+        eprintln!(
+            "chrootvm: warning: {} does not exist, so the guest gets no name server (create an empty one)",
+            conf.display()
+        );
+    }
+}
+
+/// The virtio network driver, for `--net`.
+const NET_MODULE: &str = "virtio_net";
+
+/// Refuses host ports that are taken (`--forward`, `--gdb`), naming the
+/// port, before qemu would fail on them after the boot began.
+fn check_ports(options: &Options) -> Result<(), Error> {
+    let ports = options
+        .forwards
+        .iter()
+        .map(|f| (f.host, "forward"))
+        .chain(options.gdb.map(|port| (port, "serve gdb on")));
+    for (port, what) in ports {
+        std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| Error::Port {
+            what,
+            port,
+            cause: e,
+        })?;
+    }
+    Ok(())
 }
 
 /// The virtio-blk driver, for `--disk`.
@@ -595,6 +656,7 @@ fn wait(
     signals: &Signals,
     deadline: Option<(Instant, Duration)>,
     watchdog: &Watchdog,
+    terminal: Option<&Terminal>,
     scratch: &mut TempDir,
 ) -> Result<Option<ExitStatus>, Error> {
     let vm_exit = pidfd_open(Pid::from_child(vm.child()), PidfdFlags::empty())
@@ -640,6 +702,11 @@ fn wait(
         };
         if let Some(signal) = signals.caught() {
             return Err(Error::Signal(signal));
+        }
+        if signals.resized()
+            && let Some((rows, cols)) = terminal.and_then(Terminal::size)
+        {
+            channels.send_size(rows, cols);
         }
         for slot in ready {
             match channels.handle(slot)? {
