@@ -600,6 +600,11 @@ impl Reaped {
         }
     }
 
+    /// What came on stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
     /// Sends `signal` to the command.
     pub fn signal(&self, signal: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_raw(i32::try_from(self.pid).unwrap()).unwrap();
