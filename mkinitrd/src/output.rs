@@ -1,8 +1,23 @@
-//! Writing the output file atomically: the image goes to a new temporary
-//! file beside the destination, which is renamed over the destination only
-//! when it is complete. A failed run leaves no partial image and never
-//! replaces a good one. Host file data is copied into the output in the
-//! kernel ([`copy_into`]).
+//! Writing the image to the path `-o` names, without destroying what is
+//! not an image.
+//!
+//! What is at the path decides how ([`Destination`], looked at before
+//! anything is written):
+//! - nothing, or a regular file: the image goes to a new temporary file
+//!   beside it, which takes the path's place only when it is complete. A
+//!   failed run leaves no partial image and never replaces a good one.
+//! - a symlink to a regular file (or to nothing): the same, at the file the
+//!   link points to, so the link stays, as editors do. The links are
+//!   followed here, one by one, to find that file.
+//! - a character device or a FIFO (`/dev/null`, a named pipe), and
+//!   whatever a `/proc` link such as `/dev/stdout` or `/dev/fd/N` leads to:
+//!   opened and written to as it is, as `cat > PATH` does. Where that is a
+//!   regular file (`-o /dev/stdout >> log`), the image is appended.
+//! - a directory (with or without a trailing `/`), a block device or a
+//!   socket: an error, and nothing is touched.
+//!
+//! Host file data is copied into the output in the kernel
+//! ([`copy_into`]).
 //!
 //! An existing output is replaced by exchanging it with the finished file
 //! (`renameat2(RENAME_EXCHANGE)`) and unlinking the old one, not by
@@ -14,14 +29,16 @@
 //! a power cut just after a run, the image may be empty, as after any
 //! unsynced write.
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, FileType, OpenOptions, Permissions};
 use std::io::{self, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process;
 
 use crate::error::Error;
+use crate::ldso::{ELOOP, MAX_SYMLINKS};
 
 /// Mode of the finished image, whatever the umask: qemu or a boot loader
 /// may read it as another user, and it holds nothing secret.
@@ -29,24 +46,47 @@ pub const OUTPUT_MODE: u32 = 0o644;
 /// Temporary names tried before giving up (`.NAME.tmpPID`, `.NAME.tmpPID.1`,
 /// ...): one process may write several images into one directory at once.
 const TEMP_ATTEMPTS: u32 = 100;
+/// `f_type` of procfs (`PROC_SUPER_MAGIC`, include/uapi/linux/magic.h),
+/// whose fd links name open files rather than paths.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 
-/// Writes `path` through `write`, atomically.
-///
-/// `write` gets a new, empty temporary file in `path`'s directory (created
-/// with O_EXCL, so nothing else is overwritten); when it succeeds, the file
-/// gets mode [`OUTPUT_MODE`] and is renamed over `path`. On any error the
-/// temporary file is removed and `path` is left as it was. There is no
-/// fsync: an image is cheap to rebuild and fast matters more.
-///
-/// Errors: [`Error::BadOutputPath`], [`Error::CreateOutput`],
-/// [`Error::RenameOutput`], and those of `write`, where
-/// [`Error::WriteImage`] gets `path` as its destination.
+/// Where an image goes: a path, and how to write to it, decided from what
+/// is there (see the module doc). Deciding changes nothing, so a caller
+/// can fail on a directory in the way before doing any work.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// The path as given.
+    path: PathBuf,
+    how: How,
+}
+
+/// How the image gets to a [`Destination`].
+#[derive(Debug, PartialEq, Eq)]
+enum How {
+    /// A new file takes the place of `file` (a regular file, or nothing
+    /// yet) when complete. `file` is the path given, or the end of the
+    /// symlinks it starts.
+    Replace {
+        /// The file to create or replace.
+        file: PathBuf,
+    },
+    /// The path is opened and written to: a FIFO or a character device,
+    /// or what a `/proc` link leads to, appended to when it is a regular
+    /// file.
+    WriteThrough {
+        /// Open with `O_APPEND`.
+        append: bool,
+    },
+}
+
+/// Writes the image to `path` through `write`: [`Destination::of`], then
+/// [`Destination::write`].
 ///
 /// # Example
 /// ```
 /// use std::io::Write;
 /// let path = std::env::temp_dir().join(format!("doc-{}.cpio", std::process::id()));
-/// mkinitrd::output::write_atomically(&path, |file| {
+/// mkinitrd::output::write_output(&path, |file| {
 ///     file.write_all(b"image")
 ///         .map_err(|source| mkinitrd::Error::WriteImage { path: None, source })
 /// })?;
@@ -54,28 +94,234 @@ const TEMP_ATTEMPTS: u32 = 100;
 /// # std::fs::remove_file(&path).unwrap();
 /// # Ok::<(), mkinitrd::Error>(())
 /// ```
-pub fn write_atomically(
+pub fn write_output(
     path: &Path,
     write: impl FnOnce(&mut File) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let (temp, mut file) = create_temp_beside(path)?;
-    let result = write(&mut file)
+    Destination::of(path)?.write(write)
+}
+
+impl Destination {
+    /// What `path` names, and so how to write to it: a new file in place
+    /// of nothing or a regular file (or the regular file at the end of the
+    /// symlinks `path` starts); the FIFO or character device itself, or the
+    /// open file behind a `/proc` link. Nothing is changed.
+    ///
+    /// Errors: [`Error::UnsuitableOutput`] for a directory (also `DIR/`),
+    /// a block device or a socket; [`Error::BadOutputPath`] for another
+    /// path ending in `/`, `.` or `..`; [`Error::StatOutput`] and
+    /// [`Error::ReadLink`] when what is there cannot be looked at (`ELOOP`
+    /// after 40 symlinks).
+    pub fn of(path: &Path) -> Result<Destination, Error> {
+        let how = plan(path)?;
+        Ok(Destination {
+            path: path.to_path_buf(),
+            how,
+        })
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the image through `write`, which gets the file to write
+    /// into: a new, empty temporary file in the destination's directory
+    /// (created with O_EXCL, so nothing else is overwritten), or the FIFO
+    /// or device opened for writing.
+    ///
+    /// A new file gets mode [`OUTPUT_MODE`] and is renamed over the
+    /// destination once `write` succeeds; on any error it is removed and
+    /// the destination is left as it was. There is no fsync: an image is
+    /// cheap to rebuild and fast matters more.
+    ///
+    /// Errors: [`Error::OpenOutput`], [`Error::CreateOutput`],
+    /// [`Error::RenameOutput`], and those of `write`, where
+    /// [`Error::WriteImage`] gets the path as its destination.
+    pub fn write(&self, write: impl FnOnce(&mut File) -> Result<(), Error>) -> Result<(), Error> {
+        match &self.how {
+            How::Replace { file } => write_atomically(&self.path, file, write),
+            How::WriteThrough { append } => write_through(&self.path, *append, write),
+        }
+    }
+}
+
+/// How to write to `path`, from what is there.
+fn plan(path: &Path) -> Result<How, Error> {
+    if split_name(path).is_none() {
+        // `DIR/`, `DIR/.`, `..`: a directory, whatever is there.
+        return match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => Err(unsuitable(path, "a directory")),
+            _ => Err(Error::BadOutputPath {
+                path: path.to_path_buf(),
+            }),
+        };
+    }
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(How::Replace {
+            file: path.to_path_buf(),
+        }),
+        Err(source) => Err(Error::StatOutput {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Ok(meta) if meta.file_type().is_symlink() => follow_symlinks(path),
+        Ok(meta) => by_type(path, meta.file_type(), path),
+    }
+}
+
+/// The destination behind the symlink `path`: the file at the end of the
+/// links, unless one of them is a `/proc` link (`/dev/stdout` leads to
+/// `/proc/self/fd/1`), which names an open file, not a path to replace.
+fn follow_symlinks(path: &Path) -> Result<How, Error> {
+    let mut link = path.to_path_buf();
+    // Symlinks are followed up to the kernel's limit, then ELOOP.
+    for _ in 0..MAX_SYMLINKS {
+        let dir = split_name(&link).map_or(Path::new("/"), |(dir, _)| dir);
+        if is_on_procfs(dir) {
+            return through_proc(path);
+        }
+        let target = fs::read_link(&link).map_err(|source| Error::ReadLink {
+            path: link.clone(),
+            source,
+        })?;
+        // A relative target is relative to the link's directory; joined as
+        // text, `..` in it is resolved by the kernel as it would be.
+        let next = dir.join(target);
+        match fs::symlink_metadata(&next) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && split_name(&next).is_some() => {
+                return Ok(How::Replace { file: next });
+            }
+            Err(source) => {
+                return Err(Error::StatOutput {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            Ok(meta) if meta.file_type().is_symlink() => link = next,
+            Ok(meta) if split_name(&next).is_none() && !meta.is_dir() => {
+                return Err(Error::BadOutputPath {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(meta) => return by_type(path, meta.file_type(), &next),
+        }
+    }
+    Err(Error::StatOutput {
+        path: path.to_path_buf(),
+        source: io::Error::from_raw_os_error(ELOOP),
+    })
+}
+
+/// The destination for a path that goes through a `/proc` fd link: what
+/// the open file is.
+fn through_proc(path: &Path) -> Result<How, Error> {
+    let meta = fs::metadata(path).map_err(|source| Error::StatOutput {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_file() {
+        return Ok(How::WriteThrough { append: true });
+    }
+    by_type(path, meta.file_type(), path)
+}
+
+/// The destination for a file of type `kind` at `file`, which `path`
+/// (as given, for errors) names.
+fn by_type(path: &Path, kind: FileType, file: &Path) -> Result<How, Error> {
+    if kind.is_file() {
+        Ok(How::Replace {
+            file: file.to_path_buf(),
+        })
+    } else if kind.is_char_device() || kind.is_fifo() {
+        Ok(How::WriteThrough { append: false })
+    } else if kind.is_dir() {
+        Err(unsuitable(path, "a directory"))
+    } else if kind.is_block_device() {
+        Err(unsuitable(path, "a block device"))
+    } else if kind.is_socket() {
+        Err(unsuitable(path, "a socket"))
+    } else {
+        Err(unsuitable(path, "not a file"))
+    }
+}
+
+fn unsuitable(path: &Path, kind: &'static str) -> Error {
+    Error::UnsuitableOutput {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+/// True when `dir` is on procfs; false when that cannot be told.
+fn is_on_procfs(dir: &Path) -> bool {
+    rustix::fs::statfs(dir).is_ok_and(|stat| u64::try_from(stat.f_type) == Ok(PROC_SUPER_MAGIC))
+}
+
+/// `path`'s directory and last name, split as the kernel reads the path
+/// (not as [`Path::file_name`], which drops a trailing `/` or `/.`);
+/// `None` when the last name is empty, `.` or `..`: such a path names a
+/// directory.
+fn split_name(path: &Path) -> Option<(&Path, &OsStr)> {
+    let bytes = path.as_os_str().as_bytes();
+    let (dir, name) = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &bytes[1..]),
+        Some(at) => (&bytes[..at], &bytes[at + 1..]),
+        None => (&b"."[..], bytes),
+    };
+    if matches!(name, b"" | b"." | b"..") {
+        return None;
+    }
+    Some((Path::new(OsStr::from_bytes(dir)), OsStr::from_bytes(name)))
+}
+
+/// Opens the FIFO or device at `path` (`O_APPEND` if `append`) and writes
+/// to it.
+fn write_through(
+    path: &Path,
+    append: bool,
+    write: impl FnOnce(&mut File) -> Result<(), Error>,
+) -> Result<(), Error> {
+    use rustix::fs::{Mode, OFlags};
+    // No O_CREAT: the FIFO or device is there. O_NOCTTY: a terminal given
+    // as the output does not become ours.
+    let mut flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
+    if append {
+        flags |= OFlags::APPEND;
+    }
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|errno| Error::OpenOutput {
+        path: path.to_path_buf(),
+        source: errno.into(),
+    })?;
+    write(&mut File::from(fd)).map_err(|e| name_destination(e, path))
+}
+
+/// Writes the regular file `file` atomically: a temporary file beside it,
+/// renamed over it when complete. `path` is the output as given, for
+/// errors.
+fn write_atomically(
+    path: &Path,
+    file: &Path,
+    write: impl FnOnce(&mut File) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let (temp, mut out) = create_temp_beside(path, file)?;
+    let result = write(&mut out)
         .map_err(|e| name_destination(e, path))
         .and_then(|()| {
-            file.set_permissions(Permissions::from_mode(OUTPUT_MODE))
+            out.set_permissions(Permissions::from_mode(OUTPUT_MODE))
                 .map_err(|source| Error::WriteImage {
                     path: Some(path.to_path_buf()),
                     source,
                 })
         })
         .and_then(|()| {
-            replace(&temp, path).map_err(|source| Error::RenameOutput {
+            replace(&temp, file).map_err(|source| Error::RenameOutput {
                 from: temp.clone(),
-                to: path.to_path_buf(),
+                to: file.to_path_buf(),
                 source,
             })
         });
-    drop(file);
+    drop(out);
     if result.is_err() {
         // Best effort: the error that stopped the write is the one to report.
         let _ = fs::remove_file(&temp);
@@ -90,8 +336,9 @@ pub fn write_atomically(
 /// `temp`, now the old file, is unlinked: see the module doc for why. Where
 /// the exchange fails (nothing at `path` yet, a filesystem without it) this
 /// is `rename(2)`, which reports any real problem. When the old entry
-/// cannot be unlinked (a directory, which `rename(2)` refuses to replace
-/// with a file), the exchange is undone and `rename(2)` gives the error.
+/// cannot be unlinked (a directory put there since the destination was
+/// looked at, which `rename(2)` refuses to replace with a file), the
+/// exchange is undone and `rename(2)` gives the error.
 ///
 /// # References
 /// - [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html)
@@ -107,14 +354,13 @@ fn replace(temp: &Path, path: &Path) -> io::Result<()> {
     fs::rename(temp, path)
 }
 
-/// Creates `.NAME.tmpPID` (or `.NAME.tmpPID.N` if that exists) beside `path`.
-fn create_temp_beside(path: &Path) -> Result<(PathBuf, File), Error> {
-    let name = path.file_name().ok_or_else(|| Error::BadOutputPath {
-        path: path.to_path_buf(),
-    })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
+/// Creates `.NAME.tmpPID` (or `.NAME.tmpPID.N` if that exists) beside
+/// `file`; `path` is the output as given, for errors.
+fn create_temp_beside(path: &Path, file: &Path) -> Result<(PathBuf, File), Error> {
+    let Some((dir, name)) = split_name(file) else {
+        return Err(Error::BadOutputPath {
+            path: path.to_path_buf(),
+        });
     };
     let pid = process::id();
     for attempt in 0..TEMP_ATTEMPTS {
@@ -135,14 +381,14 @@ fn create_temp_beside(path: &Path) -> Result<(PathBuf, File), Error> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(source) => {
                 return Err(Error::CreateOutput {
-                    path: path.to_path_buf(),
+                    path: file.to_path_buf(),
                     source,
                 });
             }
         }
     }
     Err(Error::CreateOutput {
-        path: path.to_path_buf(),
+        path: file.to_path_buf(),
         source: io::Error::from(io::ErrorKind::AlreadyExists),
     })
 }
@@ -230,6 +476,7 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
     use std::io::Write;
+    use std::os::unix::fs::symlink;
 
     fn write_bytes(bytes: &'static [u8]) -> impl FnOnce(&mut File) -> Result<(), Error> {
         move |file| {
@@ -247,11 +494,37 @@ mod tests {
         names
     }
 
+    /// Makes a device node (as root) or FIFO at `path`, here rather than
+    /// using the machine's /dev.
+    fn mknod(path: &Path, kind: rustix::fs::FileType, major: u32, minor: u32) {
+        let dev = rustix::fs::makedev(major, minor);
+        let mode = rustix::fs::Mode::from_raw_mode(0o666);
+        rustix::fs::mknodat(rustix::fs::CWD, path, kind, mode, dev).unwrap();
+    }
+
+    /// The memory devices null (1:3) and full (1:7),
+    /// Documentation/admin-guide/devices.txt.
+    fn null_and_full(tmp: &TempDir) -> (PathBuf, PathBuf) {
+        use rustix::fs::FileType::CharacterDevice;
+        let null = tmp.path().join("null");
+        mknod(&null, CharacterDevice, 1, 3);
+        let full = tmp.path().join("full");
+        mknod(&full, CharacterDevice, 1, 7);
+        (null, full)
+    }
+
+    fn is_char_device(path: &Path) -> bool {
+        fs::symlink_metadata(path)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    }
+
     #[test]
     fn output_gets_its_content_and_mode_0644() {
         let tmp = TempDir::new("output-ok");
         let path = tmp.path().join("init.cpio");
-        write_atomically(&path, write_bytes(b"new")).unwrap();
+        write_output(&path, write_bytes(b"new")).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o644);
@@ -262,27 +535,209 @@ mod tests {
     fn an_existing_output_is_replaced_and_nothing_is_left_behind() {
         let tmp = TempDir::new("output-replace");
         let path = tmp.write("init.cpio", b"old image");
-        let other = tmp.write("other", b"other");
+        tmp.write("other", b"other");
         fs::hard_link(&path, tmp.path().join("old-link")).unwrap();
-        write_atomically(&path, write_bytes(b"new")).unwrap();
+        write_output(&path, write_bytes(b"new")).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         // Another name of the old file keeps the old content.
         assert_eq!(fs::read(tmp.path().join("old-link")).unwrap(), b"old image");
         assert_eq!(dir_names(tmp.path()), ["init.cpio", "old-link", "other"]);
-        // A symlink at the destination is replaced, not followed.
-        let link = tmp.path().join("link.cpio");
-        std::os::unix::fs::symlink(&other, &link).unwrap();
-        write_atomically(&link, write_bytes(b"via link")).unwrap();
-        assert!(!fs::symlink_metadata(&link).unwrap().is_symlink());
-        assert_eq!(fs::read(&link).unwrap(), b"via link");
-        assert_eq!(fs::read(&other).unwrap(), b"other");
+    }
+
+    #[test]
+    fn issue_12_a_symlink_keeps_and_the_file_it_names_is_replaced() {
+        let tmp = TempDir::new("output-symlink");
+        let images = tmp.path().join("images");
+        let target = tmp.write("images/init.cpio", b"old image");
+        // A relative link to a relative link, from another directory.
+        symlink("images/init.cpio", tmp.path().join("step")).unwrap();
+        fs::create_dir(tmp.path().join("vm")).unwrap();
+        let link = tmp.path().join("vm/init.cpio");
+        symlink("../step", &link).unwrap();
+        write_output(&link, write_bytes(b"via link")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("../step"));
+        assert_eq!(fs::read(&target).unwrap(), b"via link");
+        assert_eq!(dir_names(&images), ["init.cpio"]);
+        assert_eq!(dir_names(&tmp.path().join("vm")), ["init.cpio"]);
+
+        // A dangling link: the file it names is created.
+        let dangling = tmp.path().join("dangling");
+        symlink("images/new.cpio", &dangling).unwrap();
+        write_output(&dangling, write_bytes(b"new")).unwrap();
+        assert!(fs::symlink_metadata(&dangling).unwrap().is_symlink());
+        assert_eq!(fs::read(images.join("new.cpio")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn issue_12_devices_and_fifos_are_written_through() {
+        let tmp = TempDir::new("output-through");
+        let (null, full) = null_and_full(&tmp);
+        write_output(&null, write_bytes(b"gone")).unwrap();
+        assert!(is_char_device(&null));
+
+        let err = write_output(&full, write_bytes(b"no room")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot write the image to {}: No space left on device",
+                full.display()
+            )
+        );
+        assert!(is_char_device(&full));
+
+        let fifo = tmp.path().join("fifo");
+        mknod(&fifo, rustix::fs::FileType::Fifo, 0, 0);
+        // Opened O_RDWR first (at once, fifo(7)), which lets the read end
+        // open at once too, and closed after the write, so that the reader
+        // ends with what it got even if nothing writes to the FIFO.
+        let keep_open = File::options().read(true).write(true).open(&fifo).unwrap();
+        let mut read_end = File::open(&fifo).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            read_end.read_to_end(&mut bytes).unwrap();
+            bytes
+        });
+        let written = write_output(&fifo, write_bytes(b"through"));
+        drop(keep_open);
+        written.unwrap();
+        assert_eq!(reader.join().unwrap(), b"through");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(dir_names(tmp.path()), ["fifo", "full", "null"]);
+    }
+
+    #[test]
+    fn issue_12_a_proc_fd_link_writes_to_the_open_file() {
+        let tmp = TempDir::new("output-procfd");
+        // As `mkinitrd -o /dev/stdout >> log` would: appended to.
+        let log = tmp.write("log", b"head:");
+        let open = File::options().append(true).open(&log).unwrap();
+        let link = tmp.path().join("stdout");
+        symlink(
+            format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&open)),
+            &link,
+        )
+        .unwrap();
+        write_output(&link, write_bytes(b"image")).unwrap();
+        assert_eq!(fs::read(&log).unwrap(), b"head:image");
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(dir_names(tmp.path()), ["log", "stdout"]);
+    }
+
+    #[test]
+    fn issue_12_a_directory_is_refused_and_left_as_it_was() {
+        let tmp = TempDir::new("output-isdir");
+        let dir = tmp.path().join("image");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("inside"), b"kept").unwrap();
+        let shown = dir.display().to_string();
+        for given in [shown.clone(), format!("{shown}/"), format!("{shown}/.")] {
+            let err = write_output(Path::new(&given), write_bytes(b"x")).unwrap_err();
+            let inside = given.trim_end_matches('/');
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "cannot write the image to {given}: it is a directory \
+                     (-o takes the image's file name, such as {inside}/init.cpio)"
+                )
+            );
+            assert_eq!(dir_names(tmp.path()), ["image"]);
+            assert_eq!(dir_names(&dir), ["inside"]);
+            assert_eq!(fs::read(dir.join("inside")).unwrap(), b"kept");
+        }
+        // Through a symlink too, and an empty directory.
+        let link = tmp.path().join("link");
+        symlink("image", &link).unwrap();
+        let err = write_output(&link, write_bytes(b"x")).unwrap_err();
+        assert!(matches!(err, Error::UnsuitableOutput { .. }), "{err}");
+        let err = write_output(Path::new("/"), write_bytes(b"x")).unwrap_err();
+        assert!(matches!(err, Error::UnsuitableOutput { .. }), "{err}");
+        assert_eq!(dir_names(&dir), ["inside"]);
+    }
+
+    #[test]
+    fn the_destination_is_decided_from_what_is_there() {
+        use rustix::fs::FileType::{BlockDevice, CharacterDevice, Fifo};
+        let tmp = TempDir::new("output-plan");
+        let at = |name: &str| tmp.path().join(name);
+        let replace = |path: PathBuf| Ok(How::Replace { file: path });
+        let plan = |name: &str| {
+            Destination::of(&at(name))
+                .map(|destination| destination.how)
+                .map_err(|e| e.to_string())
+        };
+        tmp.write("file", b"");
+        fs::create_dir(at("dir")).unwrap();
+        mknod(&at("char"), CharacterDevice, 1, 3);
+        mknod(&at("block"), BlockDevice, 7, 0);
+        mknod(&at("fifo"), Fifo, 0, 0);
+        let _socket = std::os::unix::net::UnixListener::bind(at("socket")).unwrap();
+        symlink("file", at("to-file")).unwrap();
+        symlink("missing", at("to-missing")).unwrap();
+        symlink("char", at("to-char")).unwrap();
+        symlink("loop", at("loop")).unwrap();
+
+        assert_eq!(plan("absent"), replace(at("absent")));
+        assert_eq!(plan("file"), replace(at("file")));
+        assert_eq!(plan("to-file"), replace(tmp.path().join("file")));
+        assert_eq!(plan("to-missing"), replace(tmp.path().join("missing")));
+        let through = Ok(How::WriteThrough { append: false });
+        assert_eq!(plan("char"), through);
+        assert_eq!(plan("fifo"), through);
+        assert_eq!(plan("to-char"), through);
+        let shown = |name: &str| at(name).display().to_string();
+        let refused = |name: &str, kind: &str| {
+            Err(format!(
+                "cannot write the image to {}: it is {kind} (-o takes a file, a FIFO or a \
+                 character device, or - for stdout)",
+                shown(name)
+            ))
+        };
+        assert_eq!(plan("block"), refused("block", "a block device"));
+        assert_eq!(plan("socket"), refused("socket", "a socket"));
+        assert_eq!(
+            plan("loop"),
+            Err(format!(
+                "cannot stat {}: Too many levels of symbolic links",
+                shown("loop")
+            ))
+        );
+        assert_eq!(
+            plan("file/"),
+            Err(format!(
+                "cannot write to {}/: not a file name",
+                shown("file")
+            ))
+        );
+        assert_eq!(
+            plan("file/x"),
+            Err(format!("cannot stat {}/x: Not a directory", shown("file")))
+        );
+    }
+
+    #[test]
+    fn names_split_as_the_kernel_reads_paths() {
+        let split = |path: &str| {
+            split_name(Path::new(path)).map(|(dir, name)| {
+                (
+                    dir.to_str().unwrap().to_string(),
+                    name.to_str().unwrap().to_string(),
+                )
+            })
+        };
+        let pair = |dir: &str, name: &str| Some((dir.to_string(), name.to_string()));
+        assert_eq!(split("init.cpio"), pair(".", "init.cpio"));
+        assert_eq!(split("/init.cpio"), pair("/", "init.cpio"));
+        assert_eq!(split("a/b/init.cpio"), pair("a/b", "init.cpio"));
+        for directory in ["a/", "a/.", "a/..", ".", "..", "/", ""] {
+            assert_eq!(split(directory), None, "{directory}");
+        }
     }
 
     #[test]
     fn failure_leaves_the_old_file_and_no_temp_file() {
         let tmp = TempDir::new("output-fail");
         let path = tmp.write("init.cpio", b"good image");
-        let err = write_atomically(&path, |file| {
+        let err = write_output(&path, |file| {
             file.write_all(b"half").unwrap();
             Err(Error::WriteImage {
                 path: None,
@@ -306,7 +761,7 @@ mod tests {
         let tmp = TempDir::new("output-taken");
         let taken = tmp.write(&format!(".init.cpio.tmp{}", process::id()), b"other");
         let path = tmp.path().join("init.cpio");
-        write_atomically(&path, write_bytes(b"new")).unwrap();
+        write_output(&path, write_bytes(b"new")).unwrap();
         assert_eq!(fs::read(&taken).unwrap(), b"other");
         assert_eq!(fs::read(&path).unwrap(), b"new");
     }
@@ -315,7 +770,7 @@ mod tests {
     fn missing_directory_names_the_destination() {
         let tmp = TempDir::new("output-nodir");
         let path = tmp.path().join("no/such/dir/init.cpio");
-        let err = write_atomically(&path, write_bytes(b"x")).unwrap_err();
+        let err = write_output(&path, write_bytes(b"x")).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -323,8 +778,11 @@ mod tests {
                 path.display()
             )
         );
-        let err = write_atomically(Path::new("/"), write_bytes(b"x")).unwrap_err();
-        assert_eq!(err.to_string(), "cannot write to /: not a file name");
+        let err = write_output(Path::new("no-such-dir/"), write_bytes(b"x")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot write to no-such-dir/: not a file name"
+        );
     }
 
     #[test]
@@ -354,24 +812,5 @@ mod tests {
         let copied = copy_into(&dest, &source, 6).unwrap();
         assert_eq!(copied, 6);
         assert_eq!(fs::read(tmp.path().join("to")).unwrap(), b"Name:\t"[..]);
-    }
-
-    #[test]
-    fn a_directory_in_the_way_is_reported_and_cleaned_up() {
-        let tmp = TempDir::new("output-isdir");
-        let path = tmp.path().join("image");
-        fs::create_dir(&path).unwrap();
-        fs::write(path.join("inside"), b"kept").unwrap();
-        let err = write_atomically(&path, write_bytes(b"x")).unwrap_err();
-        assert!(matches!(err, Error::RenameOutput { .. }), "{err}");
-        assert_eq!(dir_names(tmp.path()), ["image"]);
-        assert_eq!(fs::read(path.join("inside")).unwrap(), b"kept");
-        // An empty directory too: unlink(2) refuses it as rename(2) does.
-        let empty = tmp.path().join("empty");
-        fs::create_dir(&empty).unwrap();
-        let err = write_atomically(&empty, write_bytes(b"x")).unwrap_err();
-        assert!(err.to_string().ends_with("Is a directory"), "{err}");
-        assert!(fs::metadata(&empty).unwrap().is_dir());
-        assert_eq!(dir_names(tmp.path()), ["empty", "image"]);
     }
 }

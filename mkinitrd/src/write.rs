@@ -131,7 +131,7 @@ impl Image {
     /// let mut image = Image::new(0);
     /// image.add_bytes("etc/hostname", b"vm\n".to_vec(), 0o644)?;
     /// let path = std::env::temp_dir().join(format!("doc-write-{}.cpio", std::process::id()));
-    /// mkinitrd::output::write_atomically(&path, |file| {
+    /// mkinitrd::output::write_output(&path, |file| {
     ///     image.write_to_file(file, &Compression::None)
     /// })?;
     /// let mut plain = Vec::new();
@@ -486,7 +486,7 @@ mod tests {
     use super::*;
     use crate::cpio::read_archive;
     use crate::lz4::decompress_legacy;
-    use crate::output::write_atomically;
+    use crate::output::write_output;
     use crate::testutil::TempDir;
     use std::num::NonZeroUsize;
 
@@ -519,7 +519,7 @@ mod tests {
         assert_eq!(read_archive(&expected).unwrap().len(), 9);
 
         let path = tmp.path().join("plain.cpio");
-        write_atomically(&path, |file| image.write_to_file(file, &Compression::None)).unwrap();
+        write_output(&path, |file| image.write_to_file(file, &Compression::None)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
 
         for threads in [1, 3] {
@@ -527,7 +527,7 @@ mod tests {
                 threads: NonZeroUsize::new(threads),
             });
             let path = tmp.path().join("image.lz4");
-            write_atomically(&path, |file| image.write_to_file(file, &lz4)).unwrap();
+            write_output(&path, |file| image.write_to_file(file, &lz4)).unwrap();
             let compressed = std::fs::read(&path).unwrap();
             assert_eq!(decompress_legacy(&compressed).unwrap(), expected);
             let mut streamed = Vec::new();

@@ -163,6 +163,16 @@ fn stderr_of(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// The lines of stderr other than warnings (the fixture's modules are not
+/// ELF, so each gets one about its firmware).
+fn errors_of(output: &Output) -> String {
+    stderr_of(output)
+        .lines()
+        .filter(|line| !line.starts_with("mkinitrd: warning: "))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// The header fields the tests look at.
 #[derive(Debug)]
 struct Header {
@@ -567,4 +577,149 @@ fn a_closed_stdout_is_not_an_error() {
             .all(|l| l.starts_with("mkinitrd: warning: cannot read the .modinfo")),
         "{stderr}"
     );
+}
+
+/// Makes a device node (as root) or FIFO at `path`, in the test's own
+/// directory rather than the machine's /dev.
+fn mknod(path: &Path, kind: rustix::fs::FileType, major: u32, minor: u32) {
+    let dev = rustix::fs::makedev(major, minor);
+    let mode = rustix::fs::Mode::from_raw_mode(0o666);
+    rustix::fs::mknodat(rustix::fs::CWD, path, kind, mode, dev).unwrap();
+}
+
+/// The names in `dir`, sorted.
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A thread reading the FIFO at `fifo` to its end, and a descriptor that
+/// keeps that end away until dropped: the thread's open and reads do not
+/// wait for a writer that may never come, so a test fails rather than
+/// hangs when mkinitrd does not write to the FIFO.
+fn read_fifo(fifo: &Path) -> (std::thread::JoinHandle<Vec<u8>>, fs::File) {
+    // O_RDWR on a FIFO opens at once on Linux (fifo(7)), as a writer.
+    let keep_open = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
+        .unwrap();
+    let fifo = fifo.to_path_buf();
+    (
+        std::thread::spawn(move || fs::read(fifo).unwrap()),
+        keep_open,
+    )
+}
+
+fn file_type(path: &Path) -> fs::FileType {
+    fs::symlink_metadata(path).unwrap().file_type()
+}
+
+#[test]
+fn issue_12_device_nodes_are_written_through() {
+    use std::os::unix::fs::FileTypeExt;
+    let fx = Fixture::new("devices");
+    let out = TempDir::new("devices-out");
+    // null (1:3) and full (1:7), Documentation/admin-guide/devices.txt.
+    let null = out.path().join("null");
+    mknod(&null, rustix::fs::FileType::CharacterDevice, 1, 3);
+    let full = out.path().join("full");
+    mknod(&full, rustix::fs::FileType::CharacterDevice, 1, 7);
+
+    let output = fx.command(&["-o"]).arg(&null).output().unwrap();
+    assert_success(&output);
+    assert!(file_type(&null).is_char_device());
+
+    let output = fx.command(&["-o"]).arg(&full).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        errors_of(&output),
+        format!(
+            "mkinitrd: cannot write the image to {}: No space left on device\n",
+            full.display()
+        )
+    );
+    assert!(file_type(&full).is_char_device());
+    assert_eq!(dir_names(out.path()), ["full", "null"]);
+}
+
+#[test]
+fn issue_12_a_fifo_gets_the_image() {
+    use std::os::unix::fs::FileTypeExt;
+    let fx = Fixture::new("fifo");
+    let image = fx.pack("init.cpio", &[]);
+    let out = TempDir::new("fifo-out");
+    let fifo = out.path().join("pipe");
+    mknod(&fifo, rustix::fs::FileType::Fifo, 0, 0);
+    let (reader, keep_open) = read_fifo(&fifo);
+    let output = fx.command(&["-o"]).arg(&fifo).output().unwrap();
+    assert_success(&output);
+    drop(keep_open);
+    let read = reader.join().unwrap();
+    assert!(read == image, "{} bytes through the FIFO", read.len());
+    assert!(file_type(&fifo).is_fifo());
+    assert_eq!(dir_names(out.path()), ["pipe"]);
+}
+
+#[test]
+fn issue_12_a_link_to_the_open_stdout_writes_to_it() {
+    let fx = Fixture::new("procfd");
+    let image = fx.pack("init.cpio", &[]);
+    let out = TempDir::new("procfd-out");
+    // What /dev/stdout is, made here rather than using the machine's.
+    let link = out.path().join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let output = fx.command(&["-o"]).arg(&link).output().unwrap();
+    assert_success(&output);
+    assert!(output.stdout == image, "{} bytes", output.stdout.len());
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new("/proc/self/fd/1"));
+    assert_eq!(dir_names(out.path()), ["stdout"]);
+}
+
+#[test]
+fn issue_12_a_symlink_keeps_and_its_file_gets_the_image() {
+    let fx = Fixture::new("symlink");
+    let image = fx.pack("init.cpio", &[]);
+    let out = TempDir::new("symlink-out");
+    let target = out.write("images/current.cpio", b"old image");
+    let link = out.path().join("init.cpio");
+    std::os::unix::fs::symlink("images/current.cpio", &link).unwrap();
+    let output = fx.command(&["-o"]).arg(&link).output().unwrap();
+    assert_success(&output);
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new("images/current.cpio")
+    );
+    assert!(fs::read(&target).unwrap() == image);
+    assert_eq!(dir_names(out.path()), ["images", "init.cpio"]);
+    assert_eq!(dir_names(&out.path().join("images")), ["current.cpio"]);
+}
+
+#[test]
+fn issue_12_a_directory_is_one_error_and_stays_as_it_was() {
+    let fx = Fixture::new("isdir");
+    let out = TempDir::new("isdir-out");
+    let victim = out.path().join("victim");
+    out.write("victim/kept", b"the user's file");
+    let shown = victim.display().to_string();
+    for given in [shown.clone(), format!("{shown}/")] {
+        let output = fx.command(&["-o", &given]).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "-o {given}");
+        assert_eq!(
+            stderr_of(&output),
+            format!(
+                "mkinitrd: cannot write the image to {given}: it is a directory \
+                 (-o takes the image's file name, such as {shown}/init.cpio)\n"
+            )
+        );
+        assert!(output.stdout.is_empty());
+        // No hidden directory or temporary file beside it, nothing inside.
+        assert_eq!(dir_names(out.path()), ["victim"], "-o {given}");
+        assert_eq!(dir_names(&victim), ["kept"], "-o {given}");
+        assert_eq!(fs::read(victim.join("kept")).unwrap(), b"the user's file");
+    }
 }
