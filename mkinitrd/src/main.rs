@@ -39,12 +39,12 @@ Usage:
 
 Options:
   -o, --output FILE   write the image to FILE; - for stdout. A new file takes
-                      FILE's place once complete: a failed run leaves no
-                      partial file and keeps an existing one. Through a
-                      symlink, the file it points to is replaced and the
-                      link kept. A FIFO or character device (/dev/null,
-                      /dev/stdout) is written to as it is; a directory is
-                      refused
+                      FILE's place once complete: a failed or killed run
+                      leaves no partial file and keeps an existing one.
+                      Through a symlink, the file it points to is replaced
+                      and the link kept. A FIFO or character device
+                      (/dev/null, /dev/stdout) is written to as it is; a
+                      directory is refused
   --kver VER          kernel version whose modules to pack (default: the
                       running kernel's)
   --moddir DIR        module tree holding modules.dep (default:

@@ -5,7 +5,8 @@
 //! anything is written):
 //! - nothing, or a regular file: the image goes to a new temporary file
 //!   beside it, which takes the path's place only when it is complete. A
-//!   failed run leaves no partial image and never replaces a good one.
+//!   failed or killed run leaves no partial image and never replaces a
+//!   good one.
 //! - a symlink to a regular file (or to nothing): the same, at the file the
 //!   link points to, so the link stays, as editors do. The links are
 //!   followed here, one by one, to find that file.
@@ -19,26 +20,42 @@
 //! Host file data is copied into the output in the kernel
 //! ([`copy_into`]).
 //!
+//! The temporary file has no name (`O_TMPFILE`) where the filesystem
+//! allows it (ext4, XFS, btrfs, tmpfs): the kernel frees it however the
+//! process ends, SIGKILL included. Once complete it is linked at the
+//! path if nothing is there; otherwise at a hidden name (`.NAME.tmpPID`)
+//! that is at once exchanged with the old file, which is then unlinked:
+//! the hidden name lasts tens of microseconds. Where there is no
+//! `O_TMPFILE` (vfat, NFS), the image is written under the hidden name.
+//! Either way the name is removed on an error, and on a signal that ends
+//! the process (`signal_cleanup`); only SIGKILL in those
+//! microseconds, or during a whole write without `O_TMPFILE`, can leave
+//! it.
+//!
 //! An existing output is replaced by exchanging it with the finished file
 //! (`renameat2(RENAME_EXCHANGE)`) and unlinking the old one, not by
 //! `rename(2)` over it: on ext4, a rename over an existing file makes the
 //! kernel start writeback of the whole new file inside the call
 //! (`auto_da_alloc`, ext4(5)), which took 20 ms of a 50 ms run for a 25 MB
 //! image; the exchange and unlink take 3 ms, mostly freeing the old file's
-//! blocks. Like the missing fsync, this trades durability for speed: after
-//! a power cut just after a run, the image may be empty, as after any
-//! unsynced write.
+//! blocks, which happens after the unlink (see `replace`). Like the missing
+//! fsync, this trades durability for speed: after a power cut just after a
+//! run, the image may be empty, as after any unsynced write.
 
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, FileType, OpenOptions, Permissions};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::{self, File, FileType};
 use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process;
 
+use rustix::fs::{Mode, OFlags};
+
 use crate::error::Error;
 use crate::ldso::{ELOOP, MAX_SYMLINKS};
+use crate::signal_cleanup;
 
 /// Mode of the finished image, whatever the umask: qemu or a boot loader
 /// may read it as another user, and it holds nothing secret.
@@ -127,20 +144,20 @@ impl Destination {
 
     /// Writes the image through `write`, which gets the file to write
     /// into: a new, empty temporary file in the destination's directory
-    /// (created with O_EXCL, so nothing else is overwritten), or the FIFO
-    /// or device opened for writing.
+    /// (unnamed, or created with O_EXCL, so nothing else is overwritten),
+    /// or the FIFO or device opened for writing.
     ///
-    /// A new file gets mode [`OUTPUT_MODE`] and is renamed over the
-    /// destination once `write` succeeds; on any error it is removed and
-    /// the destination is left as it was. There is no fsync: an image is
-    /// cheap to rebuild and fast matters more.
+    /// A new file gets mode [`OUTPUT_MODE`] and takes the destination's
+    /// place once `write` succeeds; on any error, or a signal that ends the
+    /// process, it is removed and the destination is left as it was. There
+    /// is no fsync: an image is cheap to rebuild and fast matters more.
     ///
     /// Errors: [`Error::OpenOutput`], [`Error::CreateOutput`],
     /// [`Error::RenameOutput`], and those of `write`, where
     /// [`Error::WriteImage`] gets the path as its destination.
     pub fn write(&self, write: impl FnOnce(&mut File) -> Result<(), Error>) -> Result<(), Error> {
         match &self.how {
-            How::Replace { file } => write_atomically(&self.path, file, write),
+            How::Replace { file } => write_atomically(&self.path, file, true, write),
             How::WriteThrough { append } => write_through(&self.path, *append, write),
         }
     }
@@ -282,7 +299,6 @@ fn write_through(
     append: bool,
     write: impl FnOnce(&mut File) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    use rustix::fs::{Mode, OFlags};
     // No O_CREAT: the FIFO or device is there. O_NOCTTY: a terminal given
     // as the output does not become ours.
     let mut flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
@@ -296,101 +312,257 @@ fn write_through(
     write(&mut File::from(fd)).map_err(|e| name_destination(e, path))
 }
 
-/// Writes the regular file `file` atomically: a temporary file beside it,
-/// renamed over it when complete. `path` is the output as given, for
-/// errors.
+/// Writes the regular file `file` atomically: into a temporary file in
+/// its directory, which takes `file`'s place once complete. `path` is the
+/// output as given, for errors. `unnamed`: use `O_TMPFILE` where it works
+/// (false only to test the named fallback).
 fn write_atomically(
     path: &Path,
     file: &Path,
+    unnamed: bool,
     write: impl FnOnce(&mut File) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let (temp, mut out) = create_temp_beside(path, file)?;
-    let result = write(&mut out)
-        .map_err(|e| name_destination(e, path))
-        .and_then(|()| {
-            out.set_permissions(Permissions::from_mode(OUTPUT_MODE))
-                .map_err(|source| Error::WriteImage {
-                    path: Some(path.to_path_buf()),
-                    source,
-                })
-        })
-        .and_then(|()| {
-            replace(&temp, file).map_err(|source| Error::RenameOutput {
-                from: temp.clone(),
-                to: file.to_path_buf(),
-                source,
-            })
-        });
-    drop(out);
-    if result.is_err() {
-        // Best effort: the error that stopped the write is the one to report.
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
-/// Puts the file `temp` at `path` in one step, as `rename(2)` does, and
-/// removes what was at `path`, if anything.
-///
-/// The two names are exchanged first (`RENAME_EXCHANGE`, Linux 3.15), then
-/// `temp`, now the old file, is unlinked: see the module doc for why. Where
-/// the exchange fails (nothing at `path` yet, a filesystem without it) this
-/// is `rename(2)`, which reports any real problem. When the old entry
-/// cannot be unlinked (a directory put there since the destination was
-/// looked at, which `rename(2)` refuses to replace with a file), the
-/// exchange is undone and `rename(2)` gives the error.
-///
-/// # References
-/// - [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html)
-fn replace(temp: &Path, path: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    if renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE).is_err() {
-        return fs::rename(temp, path);
-    }
-    if fs::remove_file(temp).is_ok() {
-        return Ok(());
-    }
-    renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE)?;
-    fs::rename(temp, path)
-}
-
-/// Creates `.NAME.tmpPID` (or `.NAME.tmpPID.N` if that exists) beside
-/// `file`; `path` is the output as given, for errors.
-fn create_temp_beside(path: &Path, file: &Path) -> Result<(PathBuf, File), Error> {
-    let Some((dir, name)) = split_name(file) else {
+    let Some((dir_path, name)) = split_name(file) else {
         return Err(Error::BadOutputPath {
             path: path.to_path_buf(),
         });
     };
-    let pid = process::id();
-    for attempt in 0..TEMP_ATTEMPTS {
-        let mut temp_name = OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".tmp{pid}"));
-        if attempt > 0 {
-            temp_name.push(format!(".{attempt}"));
+    let create_error = |source| Error::CreateOutput {
+        path: file.to_path_buf(),
+        source,
+    };
+    // Opened once: every step below happens in this directory, even if
+    // its path changes meanwhile.
+    let dir = open_dir(dir_path).map_err(create_error)?;
+    // On an error below, dropping `temp` removes a named file; an unnamed
+    // one goes with its descriptor.
+    let mut temp = Temp::create(&dir, name, unnamed).map_err(create_error)?;
+    write(&mut temp.file).map_err(|e| name_destination(e, path))?;
+    // Set once written: O_TMPFILE and O_CREAT apply the umask.
+    rustix::fs::fchmod(&temp.file, Mode::from_raw_mode(OUTPUT_MODE)).map_err(|errno| {
+        Error::WriteImage {
+            path: Some(path.to_path_buf()),
+            source: errno.into(),
         }
-        let temp = dir.join(temp_name);
-        let created = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(OUTPUT_MODE)
-            .open(&temp);
-        match created {
-            Ok(file) => return Ok((temp, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(source) => {
-                return Err(Error::CreateOutput {
-                    path: file.to_path_buf(),
-                    source,
-                });
+    })?;
+    temp.put_in_place(name, dir_path, file)
+}
+
+/// Opens `dir` to work in (`O_PATH`: no read permission needed).
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(dir, flags, Mode::empty())?)
+}
+
+/// The file an image is written into before it takes the destination's
+/// place: unnamed where the filesystem allows, else named.
+struct Temp<'d> {
+    file: File,
+    /// The destination's directory.
+    dir: &'d OwnedFd,
+    /// The name of a named file, removed on drop and on a signal.
+    name: Option<TempName<'d>>,
+}
+
+impl<'d> Temp<'d> {
+    /// An unnamed file in `dir` if `unnamed` and it can be made (see
+    /// [`create_unnamed`]), else `.NAME.tmpPID`, created with O_EXCL so
+    /// that nothing else is overwritten.
+    fn create(dir: &'d OwnedFd, name: &OsStr, unnamed: bool) -> io::Result<Temp<'d>> {
+        if unnamed && let Some(file) = create_unnamed(dir)? {
+            return Ok(Temp {
+                file,
+                dir,
+                name: None,
+            });
+        }
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(OUTPUT_MODE);
+        let (temp_name, fd) =
+            TempName::create(dir, name, |temp| rustix::fs::openat(dir, temp, flags, mode))?;
+        Ok(Temp {
+            file: File::from(fd),
+            dir,
+            name: Some(temp_name),
+        })
+    }
+
+    /// Gives the finished file the name `name`, in place of what is
+    /// there; `dir_path` and `file` are for errors.
+    ///
+    /// An unnamed file is linked at `name` directly when nothing is there:
+    /// it never has another name. Otherwise it is linked at a hidden name
+    /// and exchanged with the old file ([`replace`]), and the hidden name
+    /// lasts only that long.
+    fn put_in_place(self, name: &OsStr, dir_path: &Path, file: &Path) -> Result<(), Error> {
+        use rustix::fs::{AtFlags, CWD, linkat};
+        let create_error = |errno: rustix::io::Errno| Error::CreateOutput {
+            path: file.to_path_buf(),
+            source: errno.into(),
+        };
+        let temp_name = match self.name {
+            Some(temp_name) => temp_name,
+            None => {
+                // The /proc link names the open file; linkat follows it
+                // to link the file itself.
+                let source = fd_path(&self.file);
+                let link = |at: &CStr| linkat(CWD, &source, self.dir, at, AtFlags::SYMLINK_FOLLOW);
+                match linkat(CWD, &source, self.dir, name, AtFlags::SYMLINK_FOLLOW) {
+                    Ok(()) => return Ok(()),
+                    Err(rustix::io::Errno::EXIST) => {}
+                    Err(errno) => return Err(create_error(errno)),
+                }
+                let (temp_name, ()) = TempName::create(self.dir, name, link).map_err(|source| {
+                    Error::CreateOutput {
+                        path: file.to_path_buf(),
+                        source,
+                    }
+                })?;
+                temp_name
             }
+        };
+        match replace(self.dir, &temp_name.name, name) {
+            Ok(()) => {
+                temp_name.moved();
+                Ok(())
+            }
+            Err(source) => Err(Error::RenameOutput {
+                from: dir_path.join(OsStr::from_bytes(temp_name.name.to_bytes())),
+                to: file.to_path_buf(),
+                source,
+            }),
         }
     }
-    Err(Error::CreateOutput {
-        path: file.to_path_buf(),
-        source: io::Error::from(io::ErrorKind::AlreadyExists),
-    })
+}
+
+/// An unnamed file in `dir` (`open(2)` with `O_TMPFILE`, Linux 3.11),
+/// which the kernel frees whenever the process ends before it is linked,
+/// even by SIGKILL; `None` where it cannot be made or linked.
+///
+/// It is linked later through `/proc/self/fd/N` (`linkat(2)` with
+/// `AT_SYMLINK_FOLLOW`): `AT_EMPTY_PATH` on the descriptor would need
+/// CAP_DAC_READ_SEARCH, the /proc link works for any user. Without /proc,
+/// a named file is used.
+///
+/// # References
+/// - [`open(2)`](https://man7.org/linux/man-pages/man2/open.2.html), `O_TMPFILE`
+fn create_unnamed(dir: &OwnedFd) -> io::Result<Option<File>> {
+    use rustix::io::Errno;
+    let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+    match rustix::fs::openat(dir, ".", flags, Mode::from_raw_mode(OUTPUT_MODE)) {
+        Ok(fd) => {
+            let linkable = rustix::fs::stat(fd_path(&fd)).is_ok();
+            Ok(linkable.then(|| File::from(fd)))
+        }
+        // A filesystem without O_TMPFILE (vfat, NFS), or a kernel before
+        // 3.11, which sees only the O_DIRECTORY in it.
+        Err(Errno::OPNOTSUPP | Errno::ISDIR) => Ok(None),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// `/proc/self/fd/N`, the path of the open file `fd`.
+fn fd_path(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// A temporary name (`.NAME.tmpPID`, or `.NAME.tmpPID.N` if that is
+/// taken) in the output's directory. Registered for removal if a signal
+/// ends the process ([`signal_cleanup`]), and removed on drop unless it
+/// was [`moved`](TempName::moved) away.
+struct TempName<'d> {
+    dir: &'d OwnedFd,
+    name: CString,
+    /// Whether the name was renamed away, leaving nothing to remove.
+    moved: bool,
+    /// Dropped after [`TempName::drop`] has removed the name.
+    _on_signal: signal_cleanup::Registration<'d>,
+}
+
+impl<'d> TempName<'d> {
+    /// Picks a free temporary name for `name` in `dir`, and gives it to
+    /// `create`, which fails with EEXIST when it is taken. The name is
+    /// registered before `create` runs, so no moment is uncovered; a name
+    /// holding this process's id that is taken belongs to this process,
+    /// or to an earlier one with the same id, which left it.
+    fn create<T>(
+        dir: &'d OwnedFd,
+        name: &OsStr,
+        mut create: impl FnMut(&CStr) -> rustix::io::Result<T>,
+    ) -> io::Result<(TempName<'d>, T)> {
+        let pid = process::id();
+        for attempt in 0..TEMP_ATTEMPTS {
+            let mut temp = b".".to_vec();
+            temp.extend_from_slice(name.as_bytes());
+            temp.extend_from_slice(format!(".tmp{pid}").as_bytes());
+            if attempt > 0 {
+                temp.extend_from_slice(format!(".{attempt}").as_bytes());
+            }
+            let temp = CString::new(temp)?;
+            let on_signal = signal_cleanup::remove_on_signal(dir.as_fd(), &temp);
+            match create(&temp) {
+                Ok(made) => {
+                    let temp_name = TempName {
+                        dir,
+                        name: temp,
+                        moved: false,
+                        _on_signal: on_signal,
+                    };
+                    return Ok((temp_name, made));
+                }
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        Err(io::Error::from(io::ErrorKind::AlreadyExists))
+    }
+
+    /// The name was renamed away or its file unlinked: nothing to remove.
+    fn moved(mut self) {
+        self.moved = true;
+    }
+}
+
+impl Drop for TempName<'_> {
+    fn drop(&mut self) {
+        if !self.moved {
+            // Best effort: the error that stopped the write is the one to
+            // report.
+            let _ = rustix::fs::unlinkat(self.dir, &self.name, rustix::fs::AtFlags::empty());
+        }
+    }
+}
+
+/// Puts the file named `temp` at `name` in `dir` in one step, as
+/// `rename(2)` does, and removes what was at `name`, if anything.
+///
+/// The two names are exchanged first (`RENAME_EXCHANGE`, Linux 3.15), then
+/// `temp`, now the old file, is unlinked: see the module doc for why. The
+/// old file is held open meanwhile, so that its blocks are freed when this
+/// returns, after the names are settled, rather than inside the unlink:
+/// the temporary name lasts microseconds, not the 3 ms that freeing
+/// 25 MB takes on ext4. Where the exchange fails (nothing at `name` yet, a
+/// filesystem without it) this is `rename(2)`, which reports any real
+/// problem. When the old entry cannot be unlinked (a directory put there
+/// since the destination was looked at, which `rename(2)` refuses to
+/// replace with a file), the exchange is undone and `rename(2)` gives the
+/// error.
+///
+/// # References
+/// - [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html)
+fn replace(dir: &OwnedFd, temp: &CStr, name: &OsStr) -> io::Result<()> {
+    use rustix::fs::{AtFlags, RenameFlags, openat, renameat, renameat_with, unlinkat};
+    let hold = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let old = openat(dir, name, hold, Mode::empty()).ok();
+    if renameat_with(dir, temp, dir, name, RenameFlags::EXCHANGE).is_err() {
+        return Ok(renameat(dir, temp, dir, name)?);
+    }
+    if unlinkat(dir, temp, AtFlags::empty()).is_ok() {
+        drop(old);
+        return Ok(());
+    }
+    renameat_with(dir, temp, dir, name, RenameFlags::EXCHANGE)?;
+    Ok(renameat(dir, temp, dir, name)?)
 }
 
 /// Bytes asked of one `copy_file_range` call: Linux copies at most
@@ -476,7 +648,7 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
     use std::io::Write;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn write_bytes(bytes: &'static [u8]) -> impl FnOnce(&mut File) -> Result<(), Error> {
         move |file| {
@@ -542,6 +714,99 @@ mod tests {
         // Another name of the old file keeps the old content.
         assert_eq!(fs::read(tmp.path().join("old-link")).unwrap(), b"old image");
         assert_eq!(dir_names(tmp.path()), ["init.cpio", "old-link", "other"]);
+    }
+
+    #[test]
+    fn the_named_fallback_replaces_and_cleans_up_alike() {
+        let tmp = TempDir::new("output-named");
+        let path = tmp.path().join("init.cpio");
+        write_atomically(&path, &path, false, write_bytes(b"first")).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644);
+        fs::hard_link(&path, tmp.path().join("old-link")).unwrap();
+        write_atomically(&path, &path, false, write_bytes(b"second")).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(fs::read(tmp.path().join("old-link")).unwrap(), b"first");
+        let err = write_atomically(&path, &path, false, |file| {
+            file.write_all(b"half").unwrap();
+            Err(Error::WriteImage {
+                path: None,
+                source: io::Error::from_raw_os_error(28),
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::WriteImage { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(dir_names(tmp.path()), ["init.cpio", "old-link"]);
+    }
+
+    #[test]
+    fn issue_12_no_name_is_seen_while_the_image_is_written() {
+        let tmp = TempDir::new("output-unnamed");
+        let path = tmp.write("init.cpio", b"good image");
+        let mut seen = Vec::new();
+        write_output(&path, |file| {
+            file.write_all(b"new image")
+                .map_err(|source| Error::WriteImage { path: None, source })?;
+            seen = dir_names(tmp.path());
+            Ok(())
+        })
+        .unwrap();
+        // The new file had no name: a kill then would have left nothing.
+        assert_eq!(seen, ["init.cpio"]);
+        assert_eq!(fs::read(&path).unwrap(), b"new image");
+        assert_eq!(dir_names(tmp.path()), ["init.cpio"]);
+    }
+
+    /// Set to `SIGNAL:PATH` for [`signal_child`] to write PATH through a
+    /// named temporary file and be killed by SIGNAL halfway.
+    const SIGNAL_CHILD: &str = "MKINITRD_TEST_SIGNAL_CHILD";
+
+    /// Not a test: run by [`issue_12_a_named_temp_file_goes_with_a_signal`]
+    /// in a child process (the test binary again), it does nothing
+    /// otherwise.
+    #[test]
+    fn signal_child() {
+        let Some(spec) = std::env::var_os(SIGNAL_CHILD) else {
+            return;
+        };
+        let spec = spec.into_string().unwrap();
+        let (signal, path) = spec.split_once(':').unwrap();
+        let signal: i32 = signal.parse().unwrap();
+        let path = Path::new(path);
+        let _ = write_atomically(path, path, false, |file| {
+            file.write_all(&[7; 1 << 20]).unwrap();
+            // As a user would, from outside: to the process, not a thread.
+            std::process::Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(process::id().to_string())
+                .status()
+                .unwrap();
+            // The signal ends the process, here or a moment later.
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        });
+    }
+
+    #[test]
+    fn issue_12_a_named_temp_file_goes_with_a_signal() {
+        use std::os::unix::process::ExitStatusExt;
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            let tmp = TempDir::new("output-signal");
+            let path = tmp.write("init.cpio", b"good image");
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "output::tests::signal_child", "--test-threads=1"])
+                .env(SIGNAL_CHILD, format!("{signal}:{}", path.display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert_eq!(status.signal(), Some(signal), "{status:?}");
+            assert_eq!(dir_names(tmp.path()), ["init.cpio"], "signal {signal}");
+            assert_eq!(fs::read(&path).unwrap(), b"good image");
+        }
     }
 
     #[test]

@@ -723,3 +723,169 @@ fn issue_12_a_directory_is_one_error_and_stays_as_it_was() {
         assert_eq!(fs::read(victim.join("kept")).unwrap(), b"the user's file");
     }
 }
+
+/// How long a step of a run held mid-write may take before the test
+/// gives up on it.
+const STEP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Size of the big file packed before mkinitrd is held: a large image.
+const BIG_FILE: u64 = 128 << 20;
+
+/// Replaces a good image with one holding a big file, stops mkinitrd in
+/// the middle of writing it, sends `signal`, and returns the output
+/// directory (holding `init.cpio`, which must still be the good image)
+/// with mkinitrd's exit status.
+///
+/// mkinitrd is held by an event, not a sleep: the entry after the big file
+/// is a symlink to a small file while mkinitrd plans (it must be a regular
+/// file then), switched to a FIFO once inotify reports that mkinitrd
+/// opened the big file to pack it; opening that FIFO for writing succeeds
+/// once mkinitrd opens it to read, after writing the big file, and it then
+/// waits for data that never comes.
+fn kill_mid_write(name: &str, signal: i32) -> (TempDir, std::process::ExitStatus) {
+    use rustix::fs::inotify;
+    let fx = Fixture::new(name);
+    let input = TempDir::new(&format!("{name}-in"));
+    let out = TempDir::new(&format!("{name}-out"));
+    let image = out.write("init.cpio", b"the good image");
+    let big = input.path().join("big");
+    fs::File::create(&big).unwrap().set_len(BIG_FILE).unwrap();
+    let small = input.write("small", &[1; 4096]);
+    let fifo = input.path().join("fifo");
+    mknod(&fifo, rustix::fs::FileType::Fifo, 0, 0);
+    let hold = input.path().join("hold");
+    std::os::unix::fs::symlink(&small, &hold).unwrap();
+    let watch =
+        inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
+    inotify::add_watch(&watch, &big, inotify::WatchFlags::OPEN).unwrap();
+
+    let mut child = Reaped(
+        fx.command(&[
+            "--file",
+            &format!("{}:/a/big", big.display()),
+            "--file",
+            &format!("{}:/z/hold", hold.display()),
+            "-o",
+        ])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let child = &mut child.0;
+    // 1. mkinitrd opens the big file: planning is over, writing begun.
+    let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+    let mut events = inotify::Reader::new(&watch, &mut buf);
+    wait_until(child, "the open of the big file", || events.next().is_ok());
+    let switch = input.path().join("hold.new");
+    std::os::unix::fs::symlink(&fifo, &switch).unwrap();
+    fs::rename(&switch, &hold).unwrap();
+    // 2. mkinitrd opens the FIFO: the big file is in the image. Opening
+    // without blocking fails (ENXIO) until then.
+    let mut writer = None;
+    wait_until(child, "the open of the FIFO", || {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        writer = rustix::fs::open(&fifo, flags, Mode::empty()).ok();
+        writer.is_some()
+    });
+    // 3. Held mid-write, the image's file open and large: the signal.
+    let written = written_by(child.id(), out.path());
+    assert!(written > BIG_FILE / 2, "{written} bytes written so far");
+    if signal == libc::SIGKILL {
+        child.kill().unwrap();
+    } else {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    let status = child.wait().unwrap();
+    drop(writer);
+    (out, status)
+}
+
+/// The size of the file in `dir` that process `pid` has open, as
+/// /proc/PID/fd shows it: a temporary file's name, or `DIR/#INODE
+/// (deleted)` for an unnamed one.
+fn written_by(pid: u32, dir: &Path) -> u64 {
+    let fds = Path::new("/proc").join(pid.to_string()).join("fd");
+    for fd in fs::read_dir(&fds).unwrap() {
+        let fd = fd.unwrap().path();
+        let Ok(target) = fs::read_link(&fd) else {
+            continue;
+        };
+        // Not the directory itself, which mkinitrd holds open too.
+        if target.starts_with(dir) && target != dir {
+            return fs::metadata(&fd).unwrap().len();
+        }
+    }
+    panic!("mkinitrd has no file open in {}", dir.display());
+}
+
+/// A child process killed and waited for when dropped, so that a failed
+/// test leaves no mkinitrd blocked on its FIFO.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // Both fail harmlessly once the test has waited for it.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `done`, failing if `child` ends first or it takes longer
+/// than [`STEP_DEADLINE`]; `done` is asked every millisecond.
+fn wait_until(child: &mut std::process::Child, what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("mkinitrd ended ({status}) before {what}");
+        }
+        assert!(start.elapsed() < STEP_DEADLINE, "no {what} in time");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Checks what `kill_mid_write` left: the good image, nothing else.
+fn assert_nothing_left(out: &TempDir, status: std::process::ExitStatus, signal: i32) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(signal), "{status}");
+    assert_eq!(
+        dir_names(out.path()),
+        ["init.cpio"],
+        "after signal {signal}"
+    );
+    assert_eq!(
+        fs::read(out.path().join("init.cpio")).unwrap(),
+        b"the good image"
+    );
+}
+
+#[test]
+fn issue_12_sigkill_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sigkill", libc::SIGKILL);
+    assert_nothing_left(&out, status, libc::SIGKILL);
+}
+
+#[test]
+fn issue_12_sigterm_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sigterm", libc::SIGTERM);
+    assert_nothing_left(&out, status, libc::SIGTERM);
+}
+
+#[test]
+fn issue_12_sigint_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sigint", libc::SIGINT);
+    assert_nothing_left(&out, status, libc::SIGINT);
+}
+
+#[test]
+fn issue_12_sighup_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sighup", libc::SIGHUP);
+    assert_nothing_left(&out, status, libc::SIGHUP);
+}
