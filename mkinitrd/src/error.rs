@@ -183,10 +183,35 @@ pub enum Error {
         /// The candidates looked at, in order.
         tried: Vec<PathBuf>,
     },
-    /// The output path has no file name (`/`, `..`).
+    /// The output path has no file name (`x/`, `..`) and names no
+    /// directory either.
     BadOutputPath {
         /// The path as given.
         path: PathBuf,
+    },
+    /// The output path names what an image cannot be written to: a
+    /// directory, a block device, a socket. Nothing is changed.
+    UnsuitableOutput {
+        /// The path as given.
+        path: PathBuf,
+        /// What is there ("a directory", "a block device", "a socket").
+        kind: &'static str,
+    },
+    /// What is at the output path, or at the end of its symlinks, could
+    /// not be looked at.
+    StatOutput {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The FIFO or character device given as the output could not be
+    /// opened for writing.
+    OpenOutput {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
     },
     /// The temporary output file could not be created.
     CreateOutput {
@@ -297,7 +322,8 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
-    /// A symlink of a tree could not be read.
+    /// A symlink of a tree, or one the output path leads through, could
+    /// not be read.
     ReadLink {
         /// The host symlink.
         path: PathBuf,
@@ -552,6 +578,32 @@ impl fmt::Display for Error {
             Error::BadOutputPath { path } => {
                 write!(f, "cannot write to {}: not a file name", path.display())
             }
+            Error::UnsuitableOutput { path, kind } => {
+                write!(
+                    f,
+                    "cannot write the image to {}: it is {kind} ",
+                    path.display()
+                )?;
+                if *kind == "a directory" {
+                    let dir = path.to_string_lossy();
+                    write!(
+                        f,
+                        "(-o takes the image's file name, such as {}/init.cpio)",
+                        dir.trim_end_matches('/')
+                    )
+                } else {
+                    f.write_str("(-o takes a file, a FIFO or a character device, or - for stdout)")
+                }
+            }
+            Error::StatOutput { path, source } => {
+                write!(f, "cannot stat {}: {}", path.display(), OsText(source))
+            }
+            Error::OpenOutput { path, source } => write!(
+                f,
+                "cannot open {} for writing: {}",
+                path.display(),
+                OsText(source)
+            ),
             Error::CreateOutput { path, source } => {
                 write!(f, "cannot create {}: {}", path.display(), OsText(source))
             }
@@ -749,6 +801,8 @@ impl std::error::Error for Error {
             | Error::WriteListing { source }
             | Error::ReadKernelRelease { source, .. }
             | Error::CreateOutput { source, .. }
+            | Error::StatOutput { source, .. }
+            | Error::OpenOutput { source, .. }
             | Error::ResolvePath { source, .. }
             | Error::RenameOutput { source, .. }
             | Error::ReadManifest { source, .. }
@@ -845,6 +899,28 @@ mod tests {
             e.to_string(),
             "cannot parse /m/modules.dep:3: no ':' after the module path \
              (and 1 more bad line: 7)"
+        );
+    }
+
+    #[test]
+    fn unsuitable_outputs_say_what_is_there_and_what_o_takes() {
+        let dir = Error::UnsuitableOutput {
+            path: PathBuf::from("images/"),
+            kind: "a directory",
+        };
+        assert_eq!(
+            dir.to_string(),
+            "cannot write the image to images/: it is a directory \
+             (-o takes the image's file name, such as images/init.cpio)"
+        );
+        let disk = Error::UnsuitableOutput {
+            path: PathBuf::from("/dev/vdb"),
+            kind: "a block device",
+        };
+        assert_eq!(
+            disk.to_string(),
+            "cannot write the image to /dev/vdb: it is a block device \
+             (-o takes a file, a FIFO or a character device, or - for stdout)"
         );
     }
 

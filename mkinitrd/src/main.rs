@@ -21,7 +21,7 @@ use mkinitrd::ldso::{HostItem, Resolver};
 use mkinitrd::list;
 use mkinitrd::lz4::Lz4Options;
 use mkinitrd::manifest;
-use mkinitrd::output;
+use mkinitrd::output::Destination;
 use mkinitrd::rsc;
 use mkinitrd::write::Compression;
 
@@ -38,8 +38,13 @@ Usage:
   mkinitrd --list FILE|-
 
 Options:
-  -o, --output FILE   write the image to FILE (atomically: a failed run leaves
-                      no partial file and keeps an existing one); - for stdout
+  -o, --output FILE   write the image to FILE; - for stdout. A new file takes
+                      FILE's place once complete: a failed or killed run
+                      leaves no partial file and keeps an existing one.
+                      Through a symlink, the file it points to is replaced
+                      and the link kept. A FIFO or character device
+                      (/dev/null, /dev/stdout) is written to as it is; a
+                      directory is refused
   --kver VER          kernel version whose modules to pack (default: the
                       running kernel's)
   --moddir DIR        module tree holding modules.dep (default:
@@ -225,8 +230,13 @@ fn run(command: Command) -> Result<(), Error> {
 
 /// Plans the image, then writes it.
 fn pack(args: &PackArgs) -> Result<(), Error> {
-    // Every entry's mtime; checked first so a bad value fails fast.
+    // Every entry's mtime, and where the image goes; checked first so a
+    // bad value or a directory in the way fails fast.
     let mtime = image::source_date_epoch()?;
+    let destination = match args.output.as_path() {
+        stdout if stdout == Path::new("-") => None,
+        path => Some(Destination::of(path)?),
+    };
     let directives = with_manifests(args)?;
     let tree = ModuleTree::open(&module_dir(args)?)?;
     let init = kernel::find_init(args.init.as_deref())?;
@@ -244,7 +254,7 @@ fn pack(args: &PackArgs) -> Result<(), Error> {
         eprintln!("mkinitrd: warning: {warning}");
     }
     rsc::add_to_image(&args.resources, &mut image)?;
-    write_image(&image, &args.output, &args.compression)
+    write_image(&image, destination.as_ref(), &args.compression)
 }
 
 /// The command line's directives with each `--manifest` expanded in its
@@ -328,12 +338,15 @@ fn absolute(program: &str) -> String {
     program.to_string()
 }
 
-/// Writes the image to stdout (`-`) or atomically to a file.
-fn write_image(image: &Image, output: &Path, compression: &Compression) -> Result<(), Error> {
-    if output == Path::new("-") {
-        image.write_compressed_to(io::stdout().lock(), compression)
-    } else {
-        output::write_atomically(output, |file| image.write_to_file(file, compression))
+/// Writes the image to `destination`, or to stdout (`-o -`).
+fn write_image(
+    image: &Image,
+    destination: Option<&Destination>,
+    compression: &Compression,
+) -> Result<(), Error> {
+    match destination {
+        None => image.write_compressed_to(io::stdout().lock(), compression),
+        Some(destination) => destination.write(|file| image.write_to_file(file, compression)),
     }
 }
 

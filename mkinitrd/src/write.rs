@@ -109,7 +109,7 @@ impl Image {
     /// Writes the archive into `file` at its current position, compressed
     /// as `compression` says.
     ///
-    /// Plain output copies the data of host files of
+    /// Into a regular file, plain output copies the data of host files of
     /// [`cpio::DATA_ALIGN`] bytes or more with `copy_file_range(2)`, which
     /// shares extents on copy-on-write filesystems; the data is aligned for
     /// it counting from the start of `file`, so the archive's offsets start
@@ -117,6 +117,10 @@ impl Image {
     /// anyway, host files are read into blocks of the archive instead (see
     /// the module doc). The bytes are those
     /// [`Image::write_compressed_to`] writes when `file` starts empty.
+    /// Into anything else (a FIFO, a character device such as `/dev/null`,
+    /// a file opened with `O_APPEND`), which has no position to seek or
+    /// copy to, the archive is streamed as [`Image::write_compressed_to`]
+    /// does.
     ///
     /// Errors: those of [`Image::write_to`], and [`Error::CopyFile`].
     ///
@@ -127,7 +131,7 @@ impl Image {
     /// let mut image = Image::new(0);
     /// image.add_bytes("etc/hostname", b"vm\n".to_vec(), 0o644)?;
     /// let path = std::env::temp_dir().join(format!("doc-write-{}.cpio", std::process::id()));
-    /// mkinitrd::output::write_atomically(&path, |file| {
+    /// mkinitrd::output::write_output(&path, |file| {
     ///     image.write_to_file(file, &Compression::None)
     /// })?;
     /// let mut plain = Vec::new();
@@ -140,6 +144,9 @@ impl Image {
         if let Compression::Lz4(_) = compression {
             // LZ4 blocks are written whole, so nothing is gained from a
             // file-specific path.
+            return self.write_compressed_to(file, compression);
+        }
+        if !is_positioned_file(file) {
             return self.write_compressed_to(file, compression);
         }
         let mut position = file;
@@ -233,6 +240,17 @@ fn name_host_file(error: Error, source: &Path) -> Error {
 /// Wraps an error of the output.
 fn write_error(source: std::io::Error) -> Error {
     Error::WriteImage { path: None, source }
+}
+
+/// True when `file` is a regular file written at its position, as the
+/// file paths need: they ask for the position (a FIFO has none: ESPIPE),
+/// align data from it, and `copy_file_range(2)` refuses a character device
+/// and an `O_APPEND` file.
+fn is_positioned_file(file: &File) -> bool {
+    use rustix::fs::{FileType, OFlags};
+    let regular = rustix::fs::fstat(file)
+        .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile);
+    regular && rustix::fs::fcntl_getfl(file).is_ok_and(|flags| !flags.contains(OFlags::APPEND))
 }
 
 /// False for the filesystems known to copy data on `copy_file_range(2)`,
@@ -468,7 +486,7 @@ mod tests {
     use super::*;
     use crate::cpio::read_archive;
     use crate::lz4::decompress_legacy;
-    use crate::output::write_atomically;
+    use crate::output::write_output;
     use crate::testutil::TempDir;
     use std::num::NonZeroUsize;
 
@@ -501,7 +519,7 @@ mod tests {
         assert_eq!(read_archive(&expected).unwrap().len(), 9);
 
         let path = tmp.path().join("plain.cpio");
-        write_atomically(&path, |file| image.write_to_file(file, &Compression::None)).unwrap();
+        write_output(&path, |file| image.write_to_file(file, &Compression::None)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
 
         for threads in [1, 3] {
@@ -509,7 +527,7 @@ mod tests {
                 threads: NonZeroUsize::new(threads),
             });
             let path = tmp.path().join("image.lz4");
-            write_atomically(&path, |file| image.write_to_file(file, &lz4)).unwrap();
+            write_output(&path, |file| image.write_to_file(file, &lz4)).unwrap();
             let compressed = std::fs::read(&path).unwrap();
             assert_eq!(decompress_legacy(&compressed).unwrap(), expected);
             let mut streamed = Vec::new();
@@ -595,6 +613,56 @@ mod tests {
         let at = blocks.room(1).as_ptr().addr();
         assert_eq!(at % cpio::PAGE, cpio::BUFFER_SKEW);
         assert_eq!(blocks.room(usize::MAX).len(), BLOCK_LEN);
+    }
+
+    /// Makes a device node (as root) or FIFO at `path`.
+    fn mknod(path: &Path, kind: rustix::fs::FileType, major: u32, minor: u32) {
+        let dev = rustix::fs::makedev(major, minor);
+        let mode = rustix::fs::Mode::from_raw_mode(0o666);
+        rustix::fs::mknodat(rustix::fs::CWD, path, kind, mode, dev).unwrap();
+    }
+
+    #[test]
+    fn issue_12_write_to_file_streams_into_what_has_no_position() {
+        use rustix::fs::FileType;
+        let tmp = TempDir::new("write-through");
+        let image = image(&tmp);
+        let expected = plain(&image);
+
+        // A FIFO (ESPIPE on the position), read by another thread.
+        let fifo = tmp.path().join("fifo");
+        mknod(&fifo, FileType::Fifo, 0, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let file = File::options().write(true).open(&fifo).unwrap();
+        image.write_to_file(&file, &Compression::None).unwrap();
+        drop(file);
+        assert!(reader.join().unwrap() == expected);
+
+        // The null and full devices (1:3 and 1:7, Documentation/admin-guide/
+        // devices.txt), made here rather than using the machine's /dev.
+        let null = tmp.path().join("null");
+        mknod(&null, FileType::CharacterDevice, 1, 3);
+        let file = File::options().write(true).open(&null).unwrap();
+        image.write_to_file(&file, &Compression::None).unwrap();
+        let full = tmp.path().join("full");
+        mknod(&full, FileType::CharacterDevice, 1, 7);
+        let file = File::options().write(true).open(&full).unwrap();
+        let err = image.write_to_file(&file, &Compression::None).unwrap_err();
+        assert!(
+            matches!(&err, Error::WriteImage { source, .. } if source.raw_os_error() == Some(28)),
+            "{err}"
+        );
+
+        // Appended after what a file holds, the archive is the stream's.
+        let path = tmp.write("log", b"head");
+        let file = File::options().append(true).open(&path).unwrap();
+        image.write_to_file(&file, &Compression::None).unwrap();
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(&written[..4], b"head");
+        assert!(written[4..] == expected[..]);
     }
 
     #[test]

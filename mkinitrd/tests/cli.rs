@@ -163,6 +163,16 @@ fn stderr_of(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// The lines of stderr other than warnings (the fixture's modules are not
+/// ELF, so each gets one about its firmware).
+fn errors_of(output: &Output) -> String {
+    stderr_of(output)
+        .lines()
+        .filter(|line| !line.starts_with("mkinitrd: warning: "))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// The header fields the tests look at.
 #[derive(Debug)]
 struct Header {
@@ -567,4 +577,315 @@ fn a_closed_stdout_is_not_an_error() {
             .all(|l| l.starts_with("mkinitrd: warning: cannot read the .modinfo")),
         "{stderr}"
     );
+}
+
+/// Makes a device node (as root) or FIFO at `path`, in the test's own
+/// directory rather than the machine's /dev.
+fn mknod(path: &Path, kind: rustix::fs::FileType, major: u32, minor: u32) {
+    let dev = rustix::fs::makedev(major, minor);
+    let mode = rustix::fs::Mode::from_raw_mode(0o666);
+    rustix::fs::mknodat(rustix::fs::CWD, path, kind, mode, dev).unwrap();
+}
+
+/// The names in `dir`, sorted.
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A thread reading the FIFO at `fifo` to its end, and a descriptor that
+/// keeps that end away until dropped: the thread's open and reads do not
+/// wait for a writer that may never come, so a test fails rather than
+/// hangs when mkinitrd does not write to the FIFO.
+fn read_fifo(fifo: &Path) -> (std::thread::JoinHandle<Vec<u8>>, fs::File) {
+    // O_RDWR on a FIFO opens at once on Linux (fifo(7)), as a writer.
+    let keep_open = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
+        .unwrap();
+    let fifo = fifo.to_path_buf();
+    (
+        std::thread::spawn(move || fs::read(fifo).unwrap()),
+        keep_open,
+    )
+}
+
+fn file_type(path: &Path) -> fs::FileType {
+    fs::symlink_metadata(path).unwrap().file_type()
+}
+
+#[test]
+fn issue_12_device_nodes_are_written_through() {
+    use std::os::unix::fs::FileTypeExt;
+    let fx = Fixture::new("devices");
+    let out = TempDir::new("devices-out");
+    // null (1:3) and full (1:7), Documentation/admin-guide/devices.txt.
+    let null = out.path().join("null");
+    mknod(&null, rustix::fs::FileType::CharacterDevice, 1, 3);
+    let full = out.path().join("full");
+    mknod(&full, rustix::fs::FileType::CharacterDevice, 1, 7);
+
+    let output = fx.command(&["-o"]).arg(&null).output().unwrap();
+    assert_success(&output);
+    assert!(file_type(&null).is_char_device());
+
+    let output = fx.command(&["-o"]).arg(&full).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        errors_of(&output),
+        format!(
+            "mkinitrd: cannot write the image to {}: No space left on device\n",
+            full.display()
+        )
+    );
+    assert!(file_type(&full).is_char_device());
+    assert_eq!(dir_names(out.path()), ["full", "null"]);
+}
+
+#[test]
+fn issue_12_a_fifo_gets_the_image() {
+    use std::os::unix::fs::FileTypeExt;
+    let fx = Fixture::new("fifo");
+    let image = fx.pack("init.cpio", &[]);
+    let out = TempDir::new("fifo-out");
+    let fifo = out.path().join("pipe");
+    mknod(&fifo, rustix::fs::FileType::Fifo, 0, 0);
+    let (reader, keep_open) = read_fifo(&fifo);
+    let output = fx.command(&["-o"]).arg(&fifo).output().unwrap();
+    assert_success(&output);
+    drop(keep_open);
+    let read = reader.join().unwrap();
+    assert!(read == image, "{} bytes through the FIFO", read.len());
+    assert!(file_type(&fifo).is_fifo());
+    assert_eq!(dir_names(out.path()), ["pipe"]);
+}
+
+#[test]
+fn issue_12_a_link_to_the_open_stdout_writes_to_it() {
+    let fx = Fixture::new("procfd");
+    let image = fx.pack("init.cpio", &[]);
+    let out = TempDir::new("procfd-out");
+    // What /dev/stdout is, made here rather than using the machine's.
+    let link = out.path().join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let output = fx.command(&["-o"]).arg(&link).output().unwrap();
+    assert_success(&output);
+    assert!(output.stdout == image, "{} bytes", output.stdout.len());
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new("/proc/self/fd/1"));
+    assert_eq!(dir_names(out.path()), ["stdout"]);
+}
+
+#[test]
+fn issue_12_a_symlink_keeps_and_its_file_gets_the_image() {
+    let fx = Fixture::new("symlink");
+    let image = fx.pack("init.cpio", &[]);
+    let out = TempDir::new("symlink-out");
+    let target = out.write("images/current.cpio", b"old image");
+    let link = out.path().join("init.cpio");
+    std::os::unix::fs::symlink("images/current.cpio", &link).unwrap();
+    let output = fx.command(&["-o"]).arg(&link).output().unwrap();
+    assert_success(&output);
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new("images/current.cpio")
+    );
+    assert!(fs::read(&target).unwrap() == image);
+    assert_eq!(dir_names(out.path()), ["images", "init.cpio"]);
+    assert_eq!(dir_names(&out.path().join("images")), ["current.cpio"]);
+}
+
+#[test]
+fn issue_12_a_directory_is_one_error_and_stays_as_it_was() {
+    let fx = Fixture::new("isdir");
+    let out = TempDir::new("isdir-out");
+    let victim = out.path().join("victim");
+    out.write("victim/kept", b"the user's file");
+    let shown = victim.display().to_string();
+    for given in [shown.clone(), format!("{shown}/")] {
+        let output = fx.command(&["-o", &given]).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "-o {given}");
+        assert_eq!(
+            stderr_of(&output),
+            format!(
+                "mkinitrd: cannot write the image to {given}: it is a directory \
+                 (-o takes the image's file name, such as {shown}/init.cpio)\n"
+            )
+        );
+        assert!(output.stdout.is_empty());
+        // No hidden directory or temporary file beside it, nothing inside.
+        assert_eq!(dir_names(out.path()), ["victim"], "-o {given}");
+        assert_eq!(dir_names(&victim), ["kept"], "-o {given}");
+        assert_eq!(fs::read(victim.join("kept")).unwrap(), b"the user's file");
+    }
+}
+
+/// How long a step of a run held mid-write may take before the test
+/// gives up on it.
+const STEP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Size of the big file packed before mkinitrd is held: a large image.
+const BIG_FILE: u64 = 128 << 20;
+
+/// Replaces a good image with one holding a big file, stops mkinitrd in
+/// the middle of writing it, sends `signal`, and returns the output
+/// directory (holding `init.cpio`, which must still be the good image)
+/// with mkinitrd's exit status.
+///
+/// mkinitrd is held by an event, not a sleep: the entry after the big file
+/// is a symlink to a small file while mkinitrd plans (it must be a regular
+/// file then), switched to a FIFO once inotify reports that mkinitrd
+/// opened the big file to pack it; opening that FIFO for writing succeeds
+/// once mkinitrd opens it to read, after writing the big file, and it then
+/// waits for data that never comes.
+fn kill_mid_write(name: &str, signal: i32) -> (TempDir, std::process::ExitStatus) {
+    use rustix::fs::inotify;
+    let fx = Fixture::new(name);
+    let input = TempDir::new(&format!("{name}-in"));
+    let out = TempDir::new(&format!("{name}-out"));
+    let image = out.write("init.cpio", b"the good image");
+    let big = input.path().join("big");
+    fs::File::create(&big).unwrap().set_len(BIG_FILE).unwrap();
+    let small = input.write("small", &[1; 4096]);
+    let fifo = input.path().join("fifo");
+    mknod(&fifo, rustix::fs::FileType::Fifo, 0, 0);
+    let hold = input.path().join("hold");
+    std::os::unix::fs::symlink(&small, &hold).unwrap();
+    let watch =
+        inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
+    inotify::add_watch(&watch, &big, inotify::WatchFlags::OPEN).unwrap();
+
+    let mut child = Reaped(
+        fx.command(&[
+            "--file",
+            &format!("{}:/a/big", big.display()),
+            "--file",
+            &format!("{}:/z/hold", hold.display()),
+            "-o",
+        ])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let child = &mut child.0;
+    // 1. mkinitrd opens the big file: planning is over, writing begun.
+    let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+    let mut events = inotify::Reader::new(&watch, &mut buf);
+    wait_until(child, "the open of the big file", || events.next().is_ok());
+    let switch = input.path().join("hold.new");
+    std::os::unix::fs::symlink(&fifo, &switch).unwrap();
+    fs::rename(&switch, &hold).unwrap();
+    // 2. mkinitrd opens the FIFO: the big file is in the image. Opening
+    // without blocking fails (ENXIO) until then.
+    let mut writer = None;
+    wait_until(child, "the open of the FIFO", || {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        writer = rustix::fs::open(&fifo, flags, Mode::empty()).ok();
+        writer.is_some()
+    });
+    // 3. Held mid-write, the image's file open and large: the signal.
+    let written = written_by(child.id(), out.path());
+    assert!(written > BIG_FILE / 2, "{written} bytes written so far");
+    if signal == libc::SIGKILL {
+        child.kill().unwrap();
+    } else {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    let status = child.wait().unwrap();
+    drop(writer);
+    (out, status)
+}
+
+/// The size of the file in `dir` that process `pid` has open, as
+/// /proc/PID/fd shows it: a temporary file's name, or `DIR/#INODE
+/// (deleted)` for an unnamed one.
+fn written_by(pid: u32, dir: &Path) -> u64 {
+    let fds = Path::new("/proc").join(pid.to_string()).join("fd");
+    for fd in fs::read_dir(&fds).unwrap() {
+        let fd = fd.unwrap().path();
+        let Ok(target) = fs::read_link(&fd) else {
+            continue;
+        };
+        // Not the directory itself, which mkinitrd holds open too.
+        if target.starts_with(dir) && target != dir {
+            return fs::metadata(&fd).unwrap().len();
+        }
+    }
+    panic!("mkinitrd has no file open in {}", dir.display());
+}
+
+/// A child process killed and waited for when dropped, so that a failed
+/// test leaves no mkinitrd blocked on its FIFO.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // Both fail harmlessly once the test has waited for it.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `done`, failing if `child` ends first or it takes longer
+/// than [`STEP_DEADLINE`]; `done` is asked every millisecond.
+fn wait_until(child: &mut std::process::Child, what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("mkinitrd ended ({status}) before {what}");
+        }
+        assert!(start.elapsed() < STEP_DEADLINE, "no {what} in time");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Checks what `kill_mid_write` left: the good image, nothing else.
+fn assert_nothing_left(out: &TempDir, status: std::process::ExitStatus, signal: i32) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(signal), "{status}");
+    assert_eq!(
+        dir_names(out.path()),
+        ["init.cpio"],
+        "after signal {signal}"
+    );
+    assert_eq!(
+        fs::read(out.path().join("init.cpio")).unwrap(),
+        b"the good image"
+    );
+}
+
+#[test]
+fn issue_12_sigkill_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sigkill", libc::SIGKILL);
+    assert_nothing_left(&out, status, libc::SIGKILL);
+}
+
+#[test]
+fn issue_12_sigterm_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sigterm", libc::SIGTERM);
+    assert_nothing_left(&out, status, libc::SIGTERM);
+}
+
+#[test]
+fn issue_12_sigint_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sigint", libc::SIGINT);
+    assert_nothing_left(&out, status, libc::SIGINT);
+}
+
+#[test]
+fn issue_12_sighup_mid_write_leaves_no_temporary_file() {
+    let (out, status) = kill_mid_write("sighup", libc::SIGHUP);
+    assert_nothing_left(&out, status, libc::SIGHUP);
 }

@@ -14,7 +14,7 @@ use mkinitrd::cpio::{self, DATA_ALIGN, HEADER_LEN, PATH_MAX, S_IFREG};
 use mkinitrd::image::Image;
 use mkinitrd::list::{list_archive, read_image};
 use mkinitrd::lz4::{self, BLOCK_SIZE, Lz4Options, decompress_legacy};
-use mkinitrd::output::write_atomically;
+use mkinitrd::output::write_output;
 use mkinitrd::write::Compression;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -145,7 +145,7 @@ fn lz4_image_decompresses_to_the_plain_image() {
     assert!(plain.len() > 2 * BLOCK_SIZE, "{} bytes", plain.len());
 
     let path = tmp.path().join("image.cpio.lz4");
-    write_atomically(&path, |file| image.write_to_file(file, &threads(2))).unwrap();
+    write_output(&path, |file| image.write_to_file(file, &threads(2))).unwrap();
     let compressed = fs::read(&path).unwrap();
     assert_eq!(compressed[..4], lz4::LZ4_LEGACY_MAGIC_BYTES);
     assert!(compressed.len() < plain.len());
@@ -412,7 +412,7 @@ fn gnu_cpio_reads_the_padded_names() {
     let tmp = TempDir::new("gnu-cpio");
     let (image, files) = big_image(&tmp);
     let archive = tmp.path().join("image.cpio");
-    write_atomically(&archive, |file| {
+    write_output(&archive, |file| {
         image.write_to_file(file, &Compression::None)
     })
     .unwrap();
@@ -439,7 +439,7 @@ fn file_fast_path_writes_the_same_bytes() {
     let (image, _) = big_image(&tmp);
     let plain = plain_bytes(&image);
     let path = tmp.path().join("image.cpio");
-    write_atomically(&path, |file| image.write_to_file(file, &Compression::None)).unwrap();
+    write_output(&path, |file| image.write_to_file(file, &Compression::None)).unwrap();
     assert!(fs::read(&path).unwrap() == plain);
 
     // Appended after another archive, offsets count from the file start:
@@ -468,8 +468,7 @@ fn a_host_file_that_shrank_is_named() {
     fs::write(&host, b"short").unwrap();
     let path = tmp.path().join("image.cpio");
     for compression in [Compression::None, threads(2)] {
-        let err =
-            write_atomically(&path, |file| image.write_to_file(file, &compression)).unwrap_err();
+        let err = write_output(&path, |file| image.write_to_file(file, &compression)).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
