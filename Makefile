@@ -34,6 +34,9 @@ demo: all
 	scripts/install-deps demo
 	scripts/demo
 
+# A tool a test needs and does not find fails the test here (a broken
+# install), instead of skipping it as a bare `cargo test` may.
+check: export CHROOTVM_REQUIRE_TOOLS = 1
 check: deps all
 	$(CARGO) fmt --all --check
 	cd fuzz && $(CARGO) fmt --check

@@ -395,8 +395,11 @@ mod tests {
 
     #[test]
     fn finds_debians_legacy_daemon() {
-        if !Path::new("/usr/lib/qemu/virtiofsd").exists() {
-            eprintln!("note: /usr/lib/qemu/virtiofsd not installed, skipped");
+        let legacy = Path::new("/usr/lib/qemu/virtiofsd");
+        if !::tests::require(
+            legacy.exists(),
+            "/usr/lib/qemu/virtiofsd (qemu-system-common)",
+        ) {
             return;
         }
         assert_eq!(

@@ -352,50 +352,6 @@ fn describe(command: &Command) -> String {
         .join(" ")
 }
 
-/// Processes whose command line mentions `needle` (other than ourselves).
-pub fn processes_mentioning(needle: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let zombie =
-            fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
-        if cmdline.contains(needle) && !zombie {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
-}
-
-/// Waits up to `limit` for no process to mention `needle`; returns those
-/// still there.
-pub fn wait_until_gone(needle: &str, limit: Duration) -> Vec<String> {
-    let end = Instant::now() + limit;
-    loop {
-        let left = processes_mentioning(needle);
-        if left.is_empty() || Instant::now() > end {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// chrootvm's temp directories of process `pid` still on disk.
 pub fn temp_dirs_of(pid: u32) -> Vec<PathBuf> {
     let prefix = format!("chrootvm-vm-{pid}-");
@@ -415,59 +371,74 @@ pub fn temp_dirs_of(pid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Starts `command` (a chrootvm booting `root`), waits until `ready`, sends
-/// `signal` and checks the end: exit code `code` (None: killed by the
-/// signal), no process mentioning the root or chrootvm's temp directory
-/// left, and the temp directory gone.
-pub fn stop_when(
-    command: Command,
-    root: &Path,
-    signal: rustix::process::Signal,
-    code: Option<i32>,
-    ready: impl Fn(u32) -> bool,
-) {
-    let vm = start(command);
-    let pid = vm.child.id();
-    let needle = root.to_string_lossy().into_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ready(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let before = processes_mentioning(&needle);
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap(),
-        signal,
-    )
-    .unwrap();
-    let vm = vm.finish();
-    vm.check(
-        !before.is_empty(),
-        "virtiofsd should have been running when the signal came",
-    );
-    vm.check(
-        vm.code() == code,
-        &format!("chrootvm should end with {code:?}"),
-    );
-    let left = wait_until_gone(&needle, Duration::from_secs(10));
-    let qemu_left = wait_until_gone(&format!("chrootvm-vm-{pid}-"), Duration::from_secs(10));
-    vm.check(
-        left.is_empty() && qemu_left.is_empty(),
-        &format!("processes left behind: {left:?} {qemu_left:?}"),
-    );
-    // Even after SIGKILL: chrootvm removes its directory once qemu has
-    // connected to every socket, which happened before the signal.
-    let dirs = temp_dirs_of(pid);
-    vm.check(
-        dirs.is_empty(),
-        &format!("temp directories left behind: {dirs:?}"),
-    );
+/// How a run under the subreaper is stopped, and what it must give.
+pub struct Stop {
+    /// The signal.
+    pub signal: rustix::process::Signal,
+    /// chrootvm's status then (128+N for a signal it did not catch).
+    pub code: i32,
 }
 
-/// Whether chrootvm `pid`'s qemu is running.
-pub fn qemu_running(pid: u32) -> bool {
-    processes_mentioning("qemu-system")
-        .iter()
-        .any(|p| p.contains(&format!("chrootvm-vm-{pid}-")))
+/// Runs `command` (a chrootvm) under the subreaper until `ready` shows on
+/// `stderr` (or stdout when `on_stdout`), sends the signal and checks the
+/// status, that nothing it started is left running and that its socket
+/// directory is gone. The wait for `ready` is asserted: a test whose VM
+/// never got there fails instead of passing unseen.
+pub fn stop_when_ready(
+    subreaper: &str,
+    command: &Command,
+    ready: &str,
+    on_stdout: bool,
+    stop: &Stop,
+) {
+    // After SIGKILL chrootvm cannot reap: its helpers die by the kernel's
+    // parent-death signal an instant later, which the subreaper waits for.
+    let grace = if stop.signal == rustix::process::Signal::KILL {
+        "2000"
+    } else {
+        "0"
+    };
+    let mut vm = start_reaped_with(subreaper, command, &[("SUBREAPER_GRACE_MS", grace)]);
+    if on_stdout {
+        vm.wait_for_stdout(ready, Duration::from_secs(180));
+    } else {
+        vm.wait_for_stderr(ready, Duration::from_secs(180));
+    }
+    vm.signal(stop.signal);
+    let pid = vm.pid;
+    let (vm, left) = vm.finish();
+    vm.check(
+        vm.code() == Some(stop.code),
+        &format!("chrootvm should end with {}", stop.code),
+    );
+    vm.check(left.is_empty(), &format!("left running: {left:?}"));
+    // Even after SIGKILL: chrootvm removes its directory once qemu has
+    // connected to every socket, which happened before `ready`.
+    let dirs = temp_dirs_of(pid);
+    vm.check(dirs.is_empty(), &format!("temp directories left: {dirs:?}"));
+}
+
+/// Whether a test can check what it is for on this host: `present` says
+/// if what it needs is here. Under `make check` (CHROOTVM_REQUIRE_TOOLS)
+/// and in CI (CI=true), which install everything, a missing piece is a
+/// broken install: the test fails, naming `what`. A plain `cargo test`
+/// on a bare machine skips, and says so on the terminal itself, where the
+/// summary is read (the harness captures only the print macros).
+pub fn require(present: bool, what: &str) -> bool {
+    if present {
+        return true;
+    }
+    let strict = std::env::var_os("CHROOTVM_REQUIRE_TOOLS")
+        .is_some_and(|v| !v.is_empty() && v != "0")
+        || std::env::var_os("CI").is_some_and(|v| v == "true");
+    assert!(
+        !strict,
+        "{what} is missing: scripts/install-deps installs it (make check runs it)"
+    );
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("SKIPPED: {what} is missing (run scripts/install-deps)\n").as_bytes());
+    false
 }
 
 /// The Rust virtiofsd (built by scripts/install-deps into
@@ -517,6 +488,11 @@ pub struct Reaped {
 
 /// Starts `command` under `subreaper` (pass `env!("CARGO_BIN_EXE_subreaper")`).
 pub fn start_reaped(subreaper: &str, command: &Command) -> Reaped {
+    start_reaped_with(subreaper, command, &[])
+}
+
+/// [`start_reaped`] with more environment for the subreaper (and command).
+pub fn start_reaped_with(subreaper: &str, command: &Command, env: &[(&str, &str)]) -> Reaped {
     let text = describe(command);
     let mut wrapped = Command::new(subreaper);
     wrapped.arg(command.get_program()).args(command.get_args());
@@ -526,6 +502,7 @@ pub fn start_reaped(subreaper: &str, command: &Command) -> Reaped {
             None => wrapped.env_remove(key),
         };
     }
+    wrapped.envs(env.iter().copied());
     let mut child = wrapped
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -582,15 +559,27 @@ impl Reaped {
     /// with everything printed so far after `limit`, or if the command
     /// ended first.
     pub fn wait_for_stdout(&mut self, text: &str, limit: Duration) {
+        let stdout = Arc::clone(&self.stdout);
+        self.wait_for(&stdout, text, limit);
+    }
+
+    /// As [`Reaped::wait_for_stdout`], on stderr (with `--debug`, the
+    /// kernel's messages: "Linux version" says the VM is booting).
+    pub fn wait_for_stderr(&mut self, text: &str, limit: Duration) {
+        let stderr = Arc::clone(&self.stderr);
+        self.wait_for(&stderr, text, limit);
+    }
+
+    fn wait_for(&mut self, stream: &Mutex<Vec<u8>>, text: &str, limit: Duration) {
         let end = Instant::now() + limit;
         loop {
-            if String::from_utf8_lossy(&self.stdout.lock().unwrap()).contains(text) {
+            if String::from_utf8_lossy(&stream.lock().unwrap()).contains(text) {
                 return;
             }
             let ended = self.child.try_wait().unwrap().is_some();
             if ended || Instant::now() > end {
                 panic!(
-                    "no {text:?} on stdout ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    "no {text:?} came ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
                     if ended { "it ended" } else { "timed out" },
                     String::from_utf8_lossy(&self.stdout.lock().unwrap()),
                     String::from_utf8_lossy(&self.stderr.lock().unwrap())

@@ -11,11 +11,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-
 use tests::{
-    Scratch, busybox_root, chrootvm_command, qemu_running, run, script, start, stop_when,
-    temp_dirs_of, wait_until_gone,
+    Scratch, Stop, busybox_root, chrootvm_command, run, script, start_reaped, stop_when_ready,
+    temp_dirs_of,
 };
+
+const SUBREAPER: &str = env!("CARGO_BIN_EXE_subreaper");
 
 /// osbuild's command line, `rootfstype=virtiofs root=rootfs ro mount=mnt0
 /// init=/run/mnt/mnt0/<script>`: the script runs as PID 1 from the share.
@@ -263,8 +264,8 @@ fn modules_load_in_dependency_order() {
     );
 }
 
-/// After a normal run nothing is left: no virtiofsd, no qemu, no temp
-/// directory.
+/// After a normal run nothing is left: no process chrootvm started (qemu,
+/// virtiofsd, anything they started), no temp directory.
 #[test]
 fn normal_run_leaves_nothing_behind() {
     let scratch = Scratch::new("leftovers-normal");
@@ -273,13 +274,11 @@ fn normal_run_leaves_nothing_behind() {
     script(&root.join("bye.sh"), "poweroff -f\n");
     let mut command = chrootvm_command();
     command.arg("--init").arg("/bye.sh").arg(&root);
-    let vm = start(command);
-    let pid = vm.child.id();
-    let vm = vm.finish();
+    let vm = start_reaped(SUBREAPER, &command);
+    let pid = vm.pid;
+    let (vm, left) = vm.finish();
     vm.check(vm.code() == Some(0), "chrootvm should exit 0");
-    let needle = root.to_string_lossy().into_owned();
-    let left = wait_until_gone(&needle, Duration::from_secs(5));
-    vm.check(left.is_empty(), &format!("processes left behind: {left:?}"));
+    vm.check(left.is_empty(), &format!("left running: {left:?}"));
     let dirs = temp_dirs_of(pid);
     vm.check(
         dirs.is_empty(),
@@ -291,29 +290,31 @@ fn normal_run_leaves_nothing_behind() {
 /// temp directory is gone.
 #[test]
 fn sigterm_mid_boot_leaves_nothing_behind() {
-    stop_mid_boot("sigterm", rustix::process::Signal::TERM, Some(143));
+    stop_mid_boot("sigterm", Signal::TERM, 143);
 }
 
 /// SIGKILL of chrootvm itself mid-boot: qemu and virtiofsd die with it.
 #[test]
 fn sigkill_of_chrootvm_takes_its_helpers_along() {
-    stop_mid_boot("sigkill", rustix::process::Signal::KILL, None);
+    stop_mid_boot("sigkill", Signal::KILL, 128 + 9);
 }
 
-fn stop_mid_boot(name: &str, signal: rustix::process::Signal, code: Option<i32>) {
+/// Mid-boot: the kernel has started (its banner is on the console, which
+/// --debug shows on stderr) and init has not handed over.
+fn stop_mid_boot(name: &str, signal: Signal, code: i32) {
     let scratch = Scratch::new(name);
     let root = scratch.dir("root");
     busybox_root(&root);
     script(&root.join("slow.sh"), "sleep 1000\n");
     let mut command = chrootvm_command();
     command.arg("--init").arg("/slow.sh").arg(&root);
-    // Mid-boot: virtiofsd serves the root and qemu has run for a moment.
-    stop_when(command, &root, signal, code, |pid| {
-        qemu_running(pid) && {
-            std::thread::sleep(Duration::from_millis(500));
-            true
-        }
-    });
+    stop_when_ready(
+        SUBREAPER,
+        &command,
+        "Linux version",
+        false,
+        &Stop { signal, code },
+    );
 }
 
 /// A VM started the way osbuild/initrd's own runner starts one, without
