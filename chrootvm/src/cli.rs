@@ -695,6 +695,59 @@ mod tests {
         );
     }
 
+    /// Each option `--help` shows, with a value it takes.
+    const EXAMPLES: &[(&str, &[&str])] = &[
+        ("--init", &["--init", "/sbin/init"]),
+        ("--rw", &["--rw"]),
+        ("--overlay", &["--overlay"]),
+        ("--initrd", &["--initrd", "i.cpio"]),
+        ("--disk", &["--disk", "d.img"]),
+        ("--root", &["--disk", "d.img", "--root", "/dev/vda"]),
+        ("--mount", &["--mount", "t", "/x"]),
+        ("--mount-ro", &["--mount-ro", "t", "/x"]),
+        ("--kernel", &["--kernel", "/k"]),
+        ("--kver", &["--kver", "6.1"]),
+        ("--moddir", &["--moddir", "/m"]),
+        ("--memory", &["--memory", "512M"]),
+        ("--cpus", &["--cpus", "2"]),
+        ("--accel", &["--accel", "tcg"]),
+        ("--append", &["--append", "x=1"]),
+        ("--timeout", &["--timeout", "10"]),
+        ("--boot-timeout", &["--boot-timeout", "60"]),
+        ("--net", &["--net"]),
+        ("--forward", &["--forward", "8080:80"]),
+        ("--gdb", &["--gdb=1234"]),
+        ("--debug", &["--debug"]),
+        ("--help", &["--help"]),
+        ("--version", &["--version"]),
+    ];
+
+    #[test]
+    fn every_option_in_help_is_parsed() {
+        let documented: Vec<&str> = HELP
+            .lines()
+            .filter(|line| line.trim_start().starts_with('-'))
+            .flat_map(|line| line.split(|c: char| c.is_whitespace() || c == ',' || c == '['))
+            .filter(|word| word.starts_with("--") && word.len() > 2)
+            .collect();
+        for option in &documented {
+            assert!(
+                EXAMPLES.iter().any(|(name, _)| name == option),
+                "{option} is in --help but has no example here"
+            );
+        }
+        for (name, args) in EXAMPLES {
+            assert!(documented.contains(name), "{name} is not in --help");
+            let mut full: Vec<&str> = args.to_vec();
+            full.push("/root");
+            assert!(
+                parse_str(&full).is_ok(),
+                "{full:?}: {:?}",
+                parse_str(&full).err()
+            );
+        }
+    }
+
     #[test]
     fn network_and_debugger_options() {
         let o = options(&[

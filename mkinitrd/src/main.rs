@@ -372,3 +372,134 @@ fn print_stdout(text: &str) -> Result<(), Error> {
         .write_all(text.as_bytes())
         .map_err(|source| Error::WriteListing { source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        parse_args(args.iter().map(OsString::from)).map_err(|e| e.to_string())
+    }
+
+    fn pack_args(args: &[&str]) -> PackArgs {
+        match parse(args) {
+            Ok(Command::Pack(pack)) => pack,
+            Ok(_) => panic!("{args:?} should pack"),
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    /// Each option `--help` shows, with a value it takes: a test below
+    /// checks that this covers the help, and that each one parses.
+    const EXAMPLES: &[(&str, &[&str])] = &[
+        ("--output", &["--output", "x.cpio"]),
+        ("--kver", &["--kver", "6.1.0-57-cloud-amd64"]),
+        ("--moddir", &["--moddir", "/m"]),
+        ("--init", &["--init", "/i"]),
+        ("--module", &["--module", "ext4"]),
+        ("--bin", &["--bin", "busybox"]),
+        ("--file", &["--file", "/etc/hosts:/h"]),
+        ("--tree", &["--tree", "/srv:/srv"]),
+        ("--dir", &["--dir", "/d:0700"]),
+        ("--symlink", &["--symlink", "/bin/sh:busybox"]),
+        ("--nod", &["--nod", "/dev/null:c:1:3"]),
+        ("--manifest", &["--manifest", "-"]),
+        ("--compress", &["--compress", "lz4"]),
+        ("--cpus", &["--cpus", "2"]),
+        ("--mem", &["--mem", "1G"]),
+        ("--net", &["--net"]),
+        ("--list", &["--list", "x.cpio"]),
+        ("--help", &["--help"]),
+        ("--version", &["--version"]),
+    ];
+
+    #[test]
+    fn every_option_in_help_is_parsed() {
+        // The option lines: those that start with a dash.
+        let documented: Vec<&str> = HELP
+            .lines()
+            .filter(|line| line.trim_start().starts_with('-'))
+            .flat_map(|line| line.split(|c: char| c.is_whitespace() || c == ','))
+            .filter(|word| word.starts_with("--") && word.len() > 2)
+            .collect();
+        for option in &documented {
+            assert!(
+                EXAMPLES.iter().any(|(name, _)| name == option),
+                "{option} is in --help but has no example here"
+            );
+        }
+        for (name, args) in EXAMPLES {
+            assert!(documented.contains(name), "{name} is not in --help");
+            let mut full: Vec<&str> = args.to_vec();
+            if !matches!(*name, "--output" | "--list" | "--help" | "--version") {
+                full.extend(["-o", "x.cpio"]);
+            }
+            assert!(parse(&full).is_ok(), "{full:?}: {:?}", parse(&full).err());
+        }
+    }
+
+    #[test]
+    fn parse_args_builds_the_pack() {
+        let pack = pack_args(&[
+            "-o",
+            "out.cpio",
+            "--kver",
+            "6.1",
+            "--moddir",
+            "/m",
+            "--init",
+            "/i",
+            "-m",
+            "ext4",
+            "--bin",
+            "sh",
+            "--manifest",
+            "a.txt",
+            "--nod",
+            "/dev/z:c:1:5",
+            "--cpus",
+            "3",
+            "--mem",
+            "512M",
+            "--net",
+            "--compress",
+            "lz4",
+        ]);
+        assert_eq!(pack.output, PathBuf::from("out.cpio"));
+        assert_eq!(pack.kver.as_deref(), Some("6.1"));
+        assert_eq!(pack.moddir, Some(PathBuf::from("/m")));
+        assert_eq!(pack.init, Some(PathBuf::from("/i")));
+        assert_eq!(pack.directives.len(), 3);
+        // The manifest's place: after the two directives before it.
+        assert_eq!(pack.manifests_at, [(2, PathBuf::from("a.txt"))]);
+        assert!(matches!(pack.compression, Compression::Lz4(_)));
+        assert_eq!(pack.resources.cpus, Some(3));
+        assert_eq!(pack.resources.mem.as_deref(), Some("512M"));
+        assert!(pack.resources.net);
+        assert!(matches!(parse(&["--list", "-"]), Ok(Command::List(p)) if p == Path::new("-")));
+    }
+
+    #[test]
+    fn parse_args_refuses_what_makes_no_sense() {
+        for (args, said) in [
+            (
+                &["-o", "a", "--list", "b"][..],
+                "-o and --list cannot be used together",
+            ),
+            (&[][..], "nothing to do"),
+            (
+                &["-o", "a", "--compress", "zstd"][..],
+                "unknown --compress \"zstd\"",
+            ),
+            (&["-o", "a", "--nod", "/x:q:1:2"][..], "/x:q:1:2"),
+            (&["-o", "a", "--bogus"][..], "--bogus"),
+            (&["-o"][..], "-o"),
+        ] {
+            let error = match parse(args) {
+                Ok(_) => panic!("{args:?} should be refused"),
+                Err(e) => e,
+            };
+            assert!(error.contains(said), "{args:?}: {error}");
+        }
+    }
+}

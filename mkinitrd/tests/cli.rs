@@ -888,3 +888,74 @@ fn issue_12_sighup_mid_write_leaves_no_temporary_file() {
     let (out, status) = kill_mid_write("sighup", libc::SIGHUP);
     assert_nothing_left(&out, status, libc::SIGHUP);
 }
+
+/// `--nod`, `--net` and `--manifest -` through the command line: the node,
+/// the rapido-rsc entry and the manifest's directives are in the image.
+#[test]
+fn nod_net_and_a_manifest_on_stdin_reach_the_image() {
+    let fx = Fixture::new("nod-net-manifest");
+    let out = fx.out("image.cpio");
+    let mut child = fx
+        .command(&[
+            "--nod",
+            "/dev/zero:c:1:5:0666",
+            "--net",
+            "--manifest",
+            "-",
+            "-o",
+        ])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# from stdin\ndir /srv/data 0700\nsymlink /srv/link data\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let listing = mkinitrd(&["--list"]).arg(&out).output().unwrap();
+    let text = String::from_utf8(listing.stdout).unwrap();
+    for line in [
+        "crw-rw-rw-      1, 5 1970-01-01 00:00 dev/zero",
+        "drwxr-xr-x         0 1970-01-01 00:00 rapido-rsc/net",
+        "drwx------         0 1970-01-01 00:00 srv/data",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with("srv/link -> data") && l.starts_with("lrwxrwxrwx")),
+        "{text}"
+    );
+}
+
+/// `--kver` finds the module tree of an installed kernel by its version
+/// (here Debian's cloud kernel, which the VM tests boot).
+#[test]
+fn kver_finds_an_installed_kernels_modules() {
+    let release = tests::release(&tests::kernel());
+    if !tests::require(
+        Path::new("/lib/modules").join(&release).is_dir(),
+        "the cloud kernel's module tree (linux-image-cloud-amd64)",
+    ) {
+        return;
+    }
+    let fx = Fixture::new("kver");
+    let out = fx.out("kver.cpio");
+    let output = mkinitrd(&["--kver", &release, "--init"])
+        .arg(&fx.init)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let names = list_names(&out);
+    for module in tests::VIRTIOFS_MODULES {
+        assert!(
+            names.iter().any(|n| n.ends_with(&format!("-{module}.ko"))),
+            "{module} should be packed: {names:?}"
+        );
+    }
+}
