@@ -17,9 +17,9 @@ BIN := target/release
 .PHONY: all install deps demo check bench
 
 all:
-	# init alone: built beside the others, cargo would unify rustix's
-	# features and link std into it (see Cargo.toml, default-members).
-	$(CARGO) build --release -p init
+	# init is a workspace of its own (init/Cargo.toml says why); its
+	# binary lands in target/release beside the others.
+	$(CARGO) build --release --manifest-path init/Cargo.toml --target-dir target
 	$(CARGO) build --release
 
 install: all
@@ -37,8 +37,11 @@ demo: all
 check: deps all
 	$(CARGO) fmt --all --check
 	cd fuzz && $(CARGO) fmt --check
-	$(CARGO) test --release -p init
+	$(CARGO) test --release --manifest-path init/Cargo.toml --target-dir target
 	$(CARGO) test --release
+	# What every Rust developer and editor runs (issue 15).
+	$(CARGO) clippy --workspace --all-targets
+	$(CARGO) clippy --manifest-path init/Cargo.toml --all-targets --target-dir target
 	scripts/fuzz
 
 bench: deps all
