@@ -18,8 +18,11 @@ BIN := target/release
 
 all:
 	# init is a workspace of its own (init/Cargo.toml says why); its
-	# binary lands in target/release beside the others.
-	$(CARGO) build --release --manifest-path init/Cargo.toml --target-dir target
+	# binary lands in target/release beside the others. RUSTFLAGS are for
+	# the host programs: init runs on the guest's CPU. mkinitrd's build.rs
+	# builds the same bytes for mkinitrd and chrootvm to carry.
+	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS \
+		$(CARGO) build --release --manifest-path init/Cargo.toml --target-dir target
 	$(CARGO) build --release
 
 install: all
