@@ -1,22 +1,32 @@
 # Build, install, demo, test and benchmark the three programs.
 #
 #   make            build init (static, no libc), mkinitrd and chrootvm
+#                   (each carrying a copy of init), and their manual pages
+#                   (target/man)
 #   make install    PREFIX=/usr/local DESTDIR=: binaries in PREFIX/bin, init
-#                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look
+#                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look,
+#                   manual pages in PREFIX/share/man
 #   make demo       install what it needs, build, boot a VM over a directory
-#   make check      install what it needs, build, check the formatting, run
-#                   every test (VM boots too) and every fuzz target for a
-#                   few seconds
+#   make check      install what it needs, build, check the formatting, the
+#                   manual pages, run every test (VM boots too) and every
+#                   fuzz target for a few seconds
 #   make bench      benchmarks, reports in bench/
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 CARGO ?= cargo
+MANDIR ?= $(PREFIX)/share/man
 BIN := target/release
+MAN := target/man
+# The date the manual pages carry: the last commit's, or in a tarball
+# (git archive dates its files so) Cargo.toml's.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || stat -c %Y Cargo.toml)
 
-.PHONY: all install deps demo check bench
+.PHONY: all programs man install deps demo check bench
 
-all:
+all: programs man
+
+programs:
 	# init is a workspace of its own (init/Cargo.toml says why); its
 	# binary lands in target/release beside the others. RUSTFLAGS are for
 	# the host programs: init runs on the guest's CPU. mkinitrd's build.rs
@@ -25,10 +35,25 @@ all:
 		$(CARGO) build --release --manifest-path init/Cargo.toml --target-dir target
 	$(CARGO) build --release
 
+# Made anew each time (in milliseconds) from what the programs print and
+# docs/run-mode.md says: they cannot fall behind either (scripts/man).
+man: programs
+	mkdir -p $(MAN)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) scripts/man help $(BIN)/chrootvm 1 \
+		'mkinitrd(1), chrootvm-init(7), chroot(1), qemu-system-x86_64(1)' \
+		> $(MAN)/chrootvm.1
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) scripts/man help $(BIN)/mkinitrd 1 \
+		'chrootvm(1), chrootvm-init(7), cpio(1)' > $(MAN)/mkinitrd.1
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) scripts/man markdown docs/run-mode.md \
+		chrootvm-init 7 "the PID 1 of chrootvm's initramfs: kernel command line and run mode" \
+		'chrootvm(1), mkinitrd(1), bootparam(7)' > $(MAN)/chrootvm-init.7
+
 install: all
 	install -D -m 0755 $(BIN)/mkinitrd $(DESTDIR)$(PREFIX)/bin/mkinitrd
 	install -D -m 0755 $(BIN)/chrootvm $(DESTDIR)$(PREFIX)/bin/chrootvm
 	install -D -m 0755 $(BIN)/init $(DESTDIR)$(PREFIX)/lib/chrootvm/init
+	install -D -m 0644 -t $(DESTDIR)$(MANDIR)/man1 $(MAN)/chrootvm.1 $(MAN)/mkinitrd.1
+	install -D -m 0644 -t $(DESTDIR)$(MANDIR)/man7 $(MAN)/chrootvm-init.7
 
 deps:
 	scripts/install-deps
@@ -40,6 +65,7 @@ demo: all
 check: deps all
 	$(CARGO) fmt --all --check
 	cd fuzz && $(CARGO) fmt --check
+	scripts/check-docs
 	$(CARGO) test --release --manifest-path init/Cargo.toml --target-dir target
 	$(CARGO) test --release
 	# What every Rust developer and editor runs (issue 15).
