@@ -1,30 +1,33 @@
 # Build, install, demo, test and benchmark the three programs.
 #
 #   make            build init (static, no libc), mkinitrd and chrootvm
-#                   (each carrying a copy of init), and their manual pages
-#                   (target/man)
+#                   (each carrying a copy of init), their manual pages
+#                   (target/man) and shell completions (target/completions)
 #   make install    PREFIX=/usr/local DESTDIR=: binaries in PREFIX/bin, init
 #                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look,
-#                   manual pages in PREFIX/share/man
+#                   manual pages in PREFIX/share/man, completions where
+#                   bash, zsh and fish look in PREFIX/share
 #   make demo       install what it needs, build, boot a VM over a directory
 #   make check      install what it needs, build, check the formatting, the
-#                   manual pages, run every test (VM boots too) and every
-#                   fuzz target for a few seconds
+#                   manual pages and completions, run every test (VM boots
+#                   too) and every fuzz target for a few seconds
 #   make bench      benchmarks, reports in bench/
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 CARGO ?= cargo
-MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
 BIN := target/release
 MAN := target/man
+COMPLETIONS := target/completions
 # The date the manual pages carry: the last commit's, or in a tarball
 # (git archive dates its files so) Cargo.toml's.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || stat -c %Y Cargo.toml)
 
-.PHONY: all programs man install deps demo check bench
+.PHONY: all programs man completions install deps demo check bench
 
-all: programs man
+all: programs man completions
 
 programs:
 	# init is a workspace of its own (init/Cargo.toml says why); its
@@ -48,12 +51,30 @@ man: programs
 		chrootvm-init 7 "the PID 1 of chrootvm's initramfs: kernel command line and run mode" \
 		'chrootvm(1), mkinitrd(1), bootparam(7)' > $(MAN)/chrootvm-init.7
 
+# Made anew each time from the programs' --help, so a new option completes
+# as soon as --help lists it (scripts/completions).
+completions: programs
+	mkdir -p $(COMPLETIONS)/bash $(COMPLETIONS)/zsh $(COMPLETIONS)/fish
+	for program in chrootvm mkinitrd; do \
+		scripts/completions bash $(BIN)/$$program > $(COMPLETIONS)/bash/$$program && \
+		scripts/completions zsh $(BIN)/$$program > $(COMPLETIONS)/zsh/_$$program && \
+		scripts/completions fish $(BIN)/$$program > $(COMPLETIONS)/fish/$$program.fish || exit 1; \
+	done
+
 install: all
 	install -D -m 0755 $(BIN)/mkinitrd $(DESTDIR)$(PREFIX)/bin/mkinitrd
 	install -D -m 0755 $(BIN)/chrootvm $(DESTDIR)$(PREFIX)/bin/chrootvm
 	install -D -m 0755 $(BIN)/init $(DESTDIR)$(PREFIX)/lib/chrootvm/init
 	install -D -m 0644 -t $(DESTDIR)$(MANDIR)/man1 $(MAN)/chrootvm.1 $(MAN)/mkinitrd.1
 	install -D -m 0644 -t $(DESTDIR)$(MANDIR)/man7 $(MAN)/chrootvm-init.7
+	# Where each shell looks for completions under PREFIX/share: bash's
+	# bash-completion loads them by command name on first use.
+	install -D -m 0644 -t $(DESTDIR)$(DATADIR)/bash-completion/completions \
+		$(COMPLETIONS)/bash/chrootvm $(COMPLETIONS)/bash/mkinitrd
+	install -D -m 0644 -t $(DESTDIR)$(DATADIR)/zsh/site-functions \
+		$(COMPLETIONS)/zsh/_chrootvm $(COMPLETIONS)/zsh/_mkinitrd
+	install -D -m 0644 -t $(DESTDIR)$(DATADIR)/fish/vendor_completions.d \
+		$(COMPLETIONS)/fish/chrootvm.fish $(COMPLETIONS)/fish/mkinitrd.fish
 
 deps:
 	scripts/install-deps

@@ -66,7 +66,9 @@ Options:
                       module, bin, include, and try-file, try-tree,
                       try-module, try-bin, try-include that skip what is
                       absent; # comments (- for stdin)
-  --compress lz4      write the kernel's legacy LZ4 format (as lz4 -l), its
+  --compress none|lz4
+                      the image's format: a plain newc cpio (none, the
+                      default), or the kernel's legacy LZ4 (as lz4 -l), its
                       blocks compressed on every core
   --cpus N, --mem SIZE, --net
                       rapido resources: the VM size the image asks for
