@@ -7,10 +7,15 @@
 #                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look,
 #                   manual pages in PREFIX/share/man, completions where
 #                   bash, zsh and fish look in PREFIX/share
+#   make dist       chrootvm-VERSION.tar.gz: the sources and every crate
+#                   they build with (vendor/), to build with no network
+#   make distcheck  unpack that, build, test and install it offline, and
+#                   check what it installs and what cargo install gives
 #   make demo       install what it needs, build, boot a VM over a directory
 #   make check      install what it needs, build, check the formatting, the
 #                   manual pages and completions, run every test (VM boots
-#                   too) and every fuzz target for a few seconds
+#                   too) and every fuzz target for a few seconds, and
+#                   distcheck
 #   make bench      benchmarks, reports in bench/
 
 PREFIX ?= /usr/local
@@ -21,11 +26,13 @@ MANDIR ?= $(DATADIR)/man
 BIN := target/release
 MAN := target/man
 COMPLETIONS := target/completions
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' chrootvm/Cargo.toml)
+DIST := chrootvm-$(VERSION)
 # The date the manual pages carry: the last commit's, or in a tarball
 # (git archive dates its files so) Cargo.toml's.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || stat -c %Y Cargo.toml)
 
-.PHONY: all programs man completions install deps demo check bench
+.PHONY: all programs man completions install dist distcheck deps demo check bench
 
 all: programs man completions
 
@@ -76,6 +83,12 @@ install: all
 	install -D -m 0644 -t $(DESTDIR)$(DATADIR)/fish/vendor_completions.d \
 		$(COMPLETIONS)/fish/chrootvm.fish $(COMPLETIONS)/fish/mkinitrd.fish
 
+dist:
+	scripts/dist $(DIST)
+
+distcheck: dist
+	scripts/distcheck $(DIST).tar.gz
+
 deps:
 	scripts/install-deps
 
@@ -93,6 +106,7 @@ check: deps all
 	$(CARGO) clippy --workspace --all-targets
 	$(CARGO) clippy --manifest-path init/Cargo.toml --all-targets --target-dir target
 	scripts/fuzz
+	$(MAKE) distcheck
 
 bench: deps all
 	bench/run
