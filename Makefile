@@ -7,6 +7,10 @@
 #                   in PREFIX/lib/chrootvm where mkinitrd and chrootvm look,
 #                   manual pages in PREFIX/share/man, completions where
 #                   bash, zsh and fish look in PREFIX/share
+#   make install-osbuild
+#                   init also where osbuild looks for osbuild/initrd's,
+#                   DESTDIR OSBUILD_LIBDIR/osbuild/initrd/initrd
+#                   (OSBUILD_LIBDIR=/usr/lib): osbuild then boots with it
 #   make dist       chrootvm-VERSION.tar.gz: the sources and every crate
 #                   they build with (vendor/), to build with no network
 #   make distcheck  unpack that, build, test and install it offline, and
@@ -23,6 +27,8 @@ DESTDIR ?=
 CARGO ?= cargo
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
+# osbuild/initrd's LIBDIR, where osbuild's package expects it.
+OSBUILD_LIBDIR ?= /usr/lib
 BIN := target/release
 MAN := target/man
 COMPLETIONS := target/completions
@@ -32,7 +38,7 @@ DIST := chrootvm-$(VERSION)
 # (git archive dates its files so) Cargo.toml's.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || stat -c %Y Cargo.toml)
 
-.PHONY: all programs man completions install dist distcheck deps demo check bench
+.PHONY: all programs man completions install install-osbuild dist distcheck deps demo check bench
 
 all: programs man completions
 
@@ -82,6 +88,12 @@ install: all
 		$(COMPLETIONS)/zsh/_chrootvm $(COMPLETIONS)/zsh/_mkinitrd
 	install -D -m 0644 -t $(DESTDIR)$(DATADIR)/fish/vendor_completions.d \
 		$(COMPLETIONS)/fish/chrootvm.fish $(COMPLETIONS)/fish/mkinitrd.fish
+
+# osbuild/initrd installs its init as $(LIBDIR)/osbuild/initrd/initrd, the
+# file osbuild's --in-vm packs: ours there is a drop-in. Opt-in, as it
+# takes over that file (osbuild's own package owns it).
+install-osbuild: programs
+	install -D -m 0755 $(BIN)/init $(DESTDIR)$(OSBUILD_LIBDIR)/osbuild/initrd/initrd
 
 dist:
 	scripts/dist $(DIST)
