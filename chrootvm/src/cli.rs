@@ -204,6 +204,9 @@ Kernel discovery: --kernel; else ROOTFS/usr/lib/modules/VER/vmlinuz (newest
 VER); else ROOTFS/boot/vmlinuz-VER; else the host's /boot/vmlinuz-$(uname -r);
 else the newest host /boot/vmlinuz-VER with modules in /lib/modules/VER.
 
+init (PID 1 of the initramfs): PREFIX/lib/chrootvm/init when installed
+beside PREFIX/bin/chrootvm, else the init built into chrootvm.
+
 virtiofsd discovery: $VIRTIOFSD, PATH, /usr/libexec/virtiofsd,
 /usr/lib/qemu/virtiofsd, /usr/lib/virtiofsd (Rust or legacy C daemon).
 

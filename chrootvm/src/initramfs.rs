@@ -47,7 +47,7 @@ fn run_spec_path() -> String {
 /// A module or the init binary is missing, or the memfd cannot be written.
 pub fn build(tree: &ModuleTree, contents: Contents<'_>) -> Result<Initramfs, Error> {
     let modules = tree.resolve(contents.modules)?;
-    let init = mkinitrd::kernel::find_init(None)?;
+    let init = mkinitrd::init_binary::find_init(None);
     // Nothing here is reproduced later: a fixed mtime is as good as any.
     let mut image = Image::new(0);
     image.add_init(&init)?;

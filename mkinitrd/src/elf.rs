@@ -801,7 +801,7 @@ fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Builds ELF files with given program header types, for tests here and in
-/// kernel.rs.
+/// init_binary.rs.
 #[cfg(test)]
 pub(crate) fn make_elf(class: Class, endian: Endian, e_type: u16, phdr_types: &[u32]) -> Vec<u8> {
     let (header_len, phentsize): (usize, usize) = match class {

@@ -178,11 +178,6 @@ pub enum Error {
         /// The directories looked at, in order.
         tried: Vec<PathBuf>,
     },
-    /// No static init binary was found.
-    FindInit {
-        /// The candidates looked at, in order.
-        tried: Vec<PathBuf>,
-    },
     /// The output path has no file name (`x/`, `..`) and names no
     /// directory either.
     BadOutputPath {
@@ -566,15 +561,6 @@ impl fmt::Display for Error {
                 write_path_list(f, tried)?;
                 f.write_str("; is the kernel's module tree installed? pass --moddir)")
             }
-            Error::FindInit { tried } => {
-                f.write_str("cannot find the init binary (")?;
-                if !tried.is_empty() {
-                    f.write_str("looked in ")?;
-                    write_path_list(f, tried)?;
-                    f.write_str("; ")?;
-                }
-                f.write_str("build it with make, or pass --init PATH)")
-            }
             Error::BadOutputPath { path } => {
                 write!(f, "cannot write to {}: not a file name", path.display())
             }
@@ -874,18 +860,6 @@ mod tests {
         assert!(
             one.to_string()
                 .starts_with("cannot find module foo in /m (")
-        );
-    }
-
-    #[test]
-    fn find_init_names_every_candidate() {
-        let e = Error::FindInit {
-            tried: vec![PathBuf::from("/a/init"), PathBuf::from("/b/init")],
-        };
-        assert_eq!(
-            e.to_string(),
-            "cannot find the init binary (looked in /a/init and /b/init; \
-             build it with make, or pass --init PATH)"
         );
     }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::cpio::{self, PATH_MAX, PERMISSION_BITS, TRAILER};
 use crate::decompress::{self, KernelDecompress};
 use crate::error::Error;
+use crate::init_binary::{BUILTIN_INIT, InitBinary};
 use crate::kmod::Module;
 
 pub use crate::cpio::NodKind;
@@ -261,9 +262,14 @@ impl Image {
 
     /// Adds `init` as /init and the base layout it expects: /dev with
     /// /dev/console, /proc, /sys, /run, /tmp and /sysroot.
-    pub fn add_init(&mut self, init: &Path) -> Result<(), Error> {
+    ///
+    /// Errors: those of [`Image::add_file`] for an [`InitBinary::File`].
+    pub fn add_init(&mut self, init: &InitBinary) -> Result<(), Error> {
         // The kernel executes /init of the initramfs as PID 1.
-        self.add_file("init", init, Some(INIT_MODE))?;
+        match init {
+            InitBinary::File(path) => self.add_file("init", path, Some(INIT_MODE))?,
+            InitBinary::Builtin => self.add_bytes("init", BUILTIN_INIT.to_vec(), INIT_MODE)?,
+        }
         self.add_dir("dev", DIR_MODE)?;
         // The kernel opens /dev/console for init's stdio before init can
         // mount devtmpfs (init/main.c, console_on_rootfs), so it must be
@@ -576,7 +582,7 @@ mod tests {
         let tmp = TempDir::new("image-init");
         let init = tmp.write("init", b"\x7fELF");
         let mut image = Image::new(7);
-        image.add_init(&init).unwrap();
+        image.add_init(&InitBinary::File(init)).unwrap();
         let entries = read_archive(&bytes_of(&image)).unwrap();
         let got: Vec<(&str, u32)> = entries.iter().map(|e| (e.name.as_str(), e.mode)).collect();
         assert_eq!(
@@ -595,6 +601,20 @@ mod tests {
         assert_eq!((entries[1].rdev_major, entries[1].rdev_minor), (5, 1));
         assert_eq!(entries[2].size, 4);
         assert!(entries.iter().all(|e| e.mtime == 7));
+    }
+
+    #[test]
+    fn the_builtin_init_is_packed_as_is() {
+        let mut image = Image::new(0);
+        image.add_init(&InitBinary::Builtin).unwrap();
+        let (_, init) = image.entries().find(|(path, _)| *path == "init").unwrap();
+        assert_eq!(
+            init,
+            &Entry::Bytes {
+                data: BUILTIN_INIT.to_vec(),
+                mode: INIT_MODE
+            }
+        );
     }
 
     #[test]
@@ -846,7 +866,7 @@ mod tests {
     #[test]
     fn same_inputs_give_the_same_bytes_in_any_order() {
         let tmp = TempDir::new("image-repro");
-        let init = tmp.write("init", b"\x7fELF static");
+        let init = InitBinary::File(tmp.write("init", b"\x7fELF static"));
         let build = |order: [u8; 3]| {
             let mut image = Image::new(1_700_000_000);
             for step in order {

@@ -1,11 +1,8 @@
-//! Host lookups: the running kernel's version, its module tree, and the
-//! init binary built or installed alongside mkinitrd.
+//! Host lookups: the running kernel's version and its module tree.
 
-use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::elf;
 use crate::error::Error;
 use crate::kmod::MODULES_DEP;
 
@@ -13,9 +10,6 @@ use crate::kmod::MODULES_DEP;
 pub const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
 /// Where module trees are installed, in the order they are looked in.
 pub const MODULE_ROOTS: [&str; 2] = ["/lib/modules", "/usr/lib/modules"];
-/// init as installed by `make install`, relative to mkinitrd's directory
-/// (`PREFIX/bin/mkinitrd` and `PREFIX/lib/chrootvm/init`).
-pub const INSTALLED_INIT: &str = "lib/chrootvm/init";
 
 /// What a virtiofs root needs: the virtio PCI transport, and virtiofs; the
 /// virtio core, virtio_ring and fuse come in as their dependencies.
@@ -57,46 +51,9 @@ pub fn find_moddir_in(roots: &[&Path], kver: &str) -> Result<PathBuf, Error> {
     }
 }
 
-/// The init binary to pack: `explicit` if given, else the first static ELF
-/// executable of [`init_candidates`] of the running mkinitrd.
-///
-/// The candidates must be static so that a system's own /sbin/init (say,
-/// systemd, which needs its libraries) is never picked by mistake.
-/// Errors: [`Error::FindInit`] naming every candidate.
-pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf, Error> {
-    if let Some(path) = explicit {
-        return Ok(path.to_path_buf());
-    }
-    match env::current_exe() {
-        Ok(exe) => find_init_near(&exe),
-        Err(_) => Err(Error::FindInit { tried: Vec::new() }),
-    }
-}
-
-/// Where init is looked for, given mkinitrd's own path: the installed
-/// layout (`BIN/../lib/chrootvm/init`), then cargo's target directory
-/// (`target/release/init` next to `target/release/mkinitrd`).
-pub fn init_candidates(exe: &Path) -> Vec<PathBuf> {
-    let Some(bin) = exe.parent() else {
-        return Vec::new();
-    };
-    let prefix = bin.parent().unwrap_or(bin);
-    vec![prefix.join(INSTALLED_INIT), bin.join("init")]
-}
-
-/// [`find_init`] for a mkinitrd at `exe`.
-pub fn find_init_near(exe: &Path) -> Result<PathBuf, Error> {
-    let tried = init_candidates(exe);
-    match tried.iter().find(|path| elf::is_static_executable(path)) {
-        Some(path) => Ok(path.clone()),
-        None => Err(Error::FindInit { tried }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::{Class, ET_EXEC, Endian, PT_INTERP, make_elf};
     use crate::testutil::TempDir;
 
     #[test]
@@ -133,60 +90,5 @@ mod tests {
                 usr.join("9.9").display()
             )
         );
-    }
-
-    #[test]
-    fn candidates_cover_installed_and_cargo_layouts() {
-        assert_eq!(
-            init_candidates(Path::new("/usr/local/bin/mkinitrd")),
-            [
-                PathBuf::from("/usr/local/lib/chrootvm/init"),
-                PathBuf::from("/usr/local/bin/init")
-            ]
-        );
-        assert_eq!(
-            init_candidates(Path::new("/src/target/release/mkinitrd"))[1],
-            Path::new("/src/target/release/init")
-        );
-    }
-
-    #[test]
-    fn only_static_executables_are_picked() {
-        let tmp = TempDir::new("kernel-init");
-        let exe = tmp.path().join("bin/mkinitrd");
-        // A dynamic init in the installed place (like systemd's) is skipped.
-        tmp.write(
-            "lib/chrootvm/init",
-            &make_elf(Class::Elf64, Endian::Little, ET_EXEC, &[PT_INTERP, 1]),
-        );
-        let err = find_init_near(&exe).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "cannot find the init binary (looked in {} and {}; build it with make, \
-                 or pass --init PATH)",
-                tmp.path().join("lib/chrootvm/init").display(),
-                tmp.path().join("bin/init").display()
-            )
-        );
-        tmp.write(
-            "bin/init",
-            &make_elf(Class::Elf64, Endian::Little, ET_EXEC, &[1]),
-        );
-        assert_eq!(find_init_near(&exe).unwrap(), tmp.path().join("bin/init"));
-        tmp.write(
-            "lib/chrootvm/init",
-            &make_elf(Class::Elf32, Endian::Big, ET_EXEC, &[1]),
-        );
-        assert_eq!(
-            find_init_near(&exe).unwrap(),
-            tmp.path().join("lib/chrootvm/init")
-        );
-    }
-
-    #[test]
-    fn explicit_init_is_taken_as_given() {
-        let path = Path::new("/nonexistent/init");
-        assert_eq!(find_init(Some(path)).unwrap(), path);
     }
 }

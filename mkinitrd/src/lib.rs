@@ -21,6 +21,7 @@ pub mod elf;
 pub mod error;
 pub mod firmware;
 pub mod image;
+pub mod init_binary;
 pub mod kernel;
 pub mod kmod;
 pub mod ldso;

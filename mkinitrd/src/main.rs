@@ -15,6 +15,7 @@ use mkinitrd::Error;
 use mkinitrd::content::{self, Directive};
 use mkinitrd::firmware;
 use mkinitrd::image::{self, Image};
+use mkinitrd::init_binary;
 use mkinitrd::kernel;
 use mkinitrd::kmod::{Module, ModuleTree};
 use mkinitrd::ldso::{HostItem, Resolver};
@@ -49,8 +50,9 @@ Options:
                       running kernel's)
   --moddir DIR        module tree holding modules.dep (default:
                       /lib/modules/VER, then /usr/lib/modules/VER)
-  --init PATH         init binary to pack as /init (default: the static init
-                      installed or built alongside mkinitrd)
+  --init PATH         init binary to pack as /init (default:
+                      PREFIX/lib/chrootvm/init when installed beside
+                      PREFIX/bin/mkinitrd, else the init built into mkinitrd)
   -m, --module NAME   also pack module NAME (or alias, e.g. fs-virtiofs) with
                       its dependencies and softdeps; repeatable. It adds to
                       the default set virtio_pci, virtiofs
@@ -69,7 +71,9 @@ Options:
                       module, bin, include, and try-file, try-tree,
                       try-module, try-bin, try-include that skip what is
                       absent; # comments (- for stdin)
-  --compress lz4      write the kernel's legacy LZ4 format (as lz4 -l), its
+  --compress none|lz4
+                      the image's format: a plain newc cpio (none, the
+                      default), or the kernel's legacy LZ4 (as lz4 -l), its
                       blocks compressed on every core
   --cpus N, --mem SIZE, --net
                       rapido resources: the VM size the image asks for
@@ -239,7 +243,7 @@ fn pack(args: &PackArgs) -> Result<(), Error> {
     };
     let directives = with_manifests(args)?;
     let tree = ModuleTree::open(&module_dir(args)?)?;
-    let init = kernel::find_init(args.init.as_deref())?;
+    let init = init_binary::find_init(args.init.as_deref());
 
     // The plan; nothing is written until it is complete.
     let mut image = Image::new(mtime);
