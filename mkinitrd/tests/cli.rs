@@ -952,7 +952,7 @@ fn kver_finds_an_installed_kernels_modules() {
         .unwrap();
     assert_success(&output);
     let names = list_names(&out);
-    for module in tests::VIRTIOFS_MODULES {
+    for module in tests::virtiofs_modules() {
         assert!(
             names.iter().any(|n| n.ends_with(&format!("-{module}.ko"))),
             "{module} should be packed: {names:?}"

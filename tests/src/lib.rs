@@ -93,9 +93,49 @@ fn version_key(release: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The modules a virtiofs root needs in the Debian cloud kernel, in the
-/// order modprobe loads them (`modprobe --show-depends virtio_pci virtiofs`):
-/// mkinitrd's default set.
+/// The order in which kmod's own modprobe loads `modules` (each with what
+/// it needs, each once) from the tree of kernel `release`: the oracle the
+/// resolver is compared with, read at run time, as a point release can
+/// change it.
+pub fn modprobe_order(release: &str, modules: &[&str]) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    for module in modules {
+        let out = Command::new("modprobe")
+            .args(["--show-depends", "--set-version", release, module])
+            .output()
+            .expect("modprobe (package kmod) should run");
+        assert!(
+            out.status.success(),
+            "modprobe --show-depends {module} failed"
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(path) = line.strip_prefix("insmod ") else {
+                continue; // builtin, or an install command
+            };
+            let file = path.split_whitespace().next().unwrap_or_default();
+            let name = Path::new(file)
+                .file_name()
+                .and_then(OsStr::to_str)
+                .and_then(|n| n.split(".ko").next())
+                .unwrap_or_default()
+                .replace('-', "_");
+            if !order.contains(&name) {
+                order.push(name);
+            }
+        }
+    }
+    order
+}
+
+/// What mkinitrd packs by default for a virtiofs root, in load order, for
+/// the test kernel: [`modprobe_order`] of virtio_pci and virtiofs.
+pub fn virtiofs_modules() -> Vec<String> {
+    modprobe_order(&release(&kernel()), &["virtio_pci", "virtiofs"])
+}
+
+/// The load order kmod.rs's unit test expects from its own small
+/// modules.dep (modelled on Debian's cloud kernel): a fact about that
+/// fixture, not about any installed kernel (see [`virtiofs_modules`]).
 pub const VIRTIOFS_MODULES: [&str; 7] = [
     "virtio_ring",
     "virtio",
@@ -149,7 +189,8 @@ impl Drop for Scratch {
 }
 
 /// Makes a busybox root at `root`: the usual top-level directories, the
-/// static busybox (package busybox-static) and a link per applet.
+/// static busybox (package busybox-static) and a link per applet. The
+/// applet list is asked of busybox once per test process.
 pub fn busybox_root(root: &Path) {
     for dir in [
         "bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "tmp", "etc", "root",
@@ -164,14 +205,24 @@ pub fn busybox_root(root: &Path) {
         "no /bin/busybox: install busybox-static (make check does)"
     );
     fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    let list = Command::new(busybox).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = symlink("busybox", root.join("bin").join(applet));
-        }
+    for applet in busybox_applets() {
+        let _ = symlink("busybox", root.join("bin").join(applet));
     }
     fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     fs::write(root.join("etc/group"), "root:x:0:\ntty:x:5:\n").unwrap();
+}
+
+/// `busybox --list`, without busybox itself, run once.
+fn busybox_applets() -> &'static [String] {
+    static APPLETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    APPLETS.get_or_init(|| {
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|a| *a != "busybox")
+            .map(str::to_string)
+            .collect()
+    })
 }
 
 /// Writes an executable `/bin/sh` script.
@@ -290,55 +341,6 @@ pub fn run_with_input(mut command: Command, input: Option<Vec<u8>>) -> Run {
         raw_stdout: output.stdout,
         raw_stderr: output.stderr,
         elapsed: start.elapsed(),
-    }
-}
-
-/// A started command whose output is collected when it ends.
-pub struct Started {
-    /// The process.
-    pub child: Child,
-    command: String,
-    start: Instant,
-}
-
-/// Starts a command with piped output.
-pub fn start(mut command: Command) -> Started {
-    let text = describe(&command);
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {text}: {e}"));
-    Started {
-        child,
-        command: text,
-        start: Instant::now(),
-    }
-}
-
-impl Started {
-    /// Waits for the end and collects the output.
-    pub fn finish(mut self) -> Run {
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        // Output is small in these tests; read stdout first, then stderr.
-        if let Some(mut out) = self.child.stdout.take() {
-            let _ = out.read_to_string(&mut stdout);
-        }
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
-        }
-        let status = self.child.wait().unwrap();
-        Run {
-            command: self.command,
-            status,
-            raw_stdout: stdout.clone().into_bytes(),
-            raw_stderr: stderr.clone().into_bytes(),
-            stdout,
-            stderr,
-            elapsed: self.start.elapsed(),
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tests::{Scratch, VIRTIOFS_MODULES, bin, busybox_root, chrootvm_command, kernel, moddir, run};
+use tests::{Scratch, bin, busybox_root, chrootvm_command, kernel, moddir, run};
 
 /// mkinitrd with the test kernel's module tree.
 fn mkinitrd() -> Command {
@@ -130,10 +130,8 @@ fn compressed_modules_are_decompressed_and_load() {
     let version = moddir().file_name().unwrap().to_string_lossy().into_owned();
     let base = scratch.path().join("base");
     let tree = base.join("lib/modules").join(&version);
-    let wanted: Vec<&str> = VIRTIOFS_MODULES
-        .into_iter()
-        .chain(["virtio_console"])
-        .collect();
+    let mut wanted = tests::virtiofs_modules();
+    wanted.push("virtio_console".into());
     let dep = fs::read_to_string(moddir().join("modules.dep")).unwrap();
     for (i, line) in dep.lines().enumerate() {
         let rel = line.split(':').next().unwrap();
@@ -142,7 +140,7 @@ fn compressed_modules_are_decompressed_and_load() {
             .unwrap()
             .to_string_lossy()
             .replace('-', "_");
-        if !wanted.contains(&stem.as_str()) {
+        if !wanted.contains(&stem) {
             continue;
         }
         let target = tree.join(rel);
@@ -449,15 +447,7 @@ fn bad_input_fails_cleanly_and_keeps_the_old_image() {
 
     // Disk full: a 256 KiB tmpfs holds the old image but not a new one.
     let small = scratch.dir("small");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(
-        mounted.success(),
-        "mounting a tmpfs needs root (make check runs as root)"
-    );
+    let _mounted = Tmpfs::mount(&small, "256k");
     let full = small.join("image.cpio");
     fs::write(&full, "the good image\n").unwrap();
     let mut command = mkinitrd();
@@ -469,7 +459,6 @@ fn bad_input_fails_cleanly_and_keeps_the_old_image() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    let _ = Command::new("umount").arg(&small).status();
     assert!(stderr.contains("No space left on device"), "{stderr}");
     assert_eq!(
         after, "the good image\n",
@@ -490,4 +479,29 @@ fn the_test_kernel_matches_its_modules() {
     let at = 0x200 + usize::from(u16::from_le_bytes([image[0x20e], image[0x20f]]));
     let version = image[at..].split(|&b| b == 0 || b == b' ').next().unwrap();
     assert_eq!(String::from_utf8_lossy(version), tree);
+}
+
+/// A small tmpfs on a directory of the test's, unmounted when dropped,
+/// even when an assertion fails first.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            mounted.success(),
+            "mounting a tmpfs needs root (make check runs as root)"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }

@@ -283,7 +283,7 @@ fn debian_with_systemd_boots_and_runs_commands() {
         "systemd should power the VM off, and chrootvm exit 0",
     );
     vm.check(
-        vm.output().contains("systemd[1]: systemd 252")
+        vm.output().contains("systemd[1]: systemd ")
             && vm.output().contains("Reached target poweroff.target"),
         "systemd should run as PID 1 and reach poweroff.target",
     );
