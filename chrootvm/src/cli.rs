@@ -727,12 +727,7 @@ mod tests {
 
     #[test]
     fn every_option_in_help_is_parsed() {
-        let documented: Vec<&str> = HELP
-            .lines()
-            .filter(|line| line.trim_start().starts_with('-'))
-            .flat_map(|line| line.split(|c: char| c.is_whitespace() || c == ',' || c == '['))
-            .filter(|word| word.starts_with("--") && word.len() > 2)
-            .collect();
+        let documented = ::tests::help_options(HELP);
         for option in &documented {
             assert!(
                 EXAMPLES.iter().any(|(name, _)| name == option),

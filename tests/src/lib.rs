@@ -225,6 +225,95 @@ fn busybox_applets() -> &'static [String] {
     })
 }
 
+/// The long options a `--help` text documents: the `--words` on its
+/// option lines (those that start with a dash), `--gdb[=PORT]` as `--gdb`.
+pub fn help_options(help: &str) -> Vec<&str> {
+    help.lines()
+        .filter(|line| line.trim_start().starts_with('-'))
+        .flat_map(|line| line.split(|c: char| c.is_whitespace() || c == ',' || c == '['))
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .collect()
+}
+
+/// A busybox root in a fresh scratch directory named after `test`.
+pub fn busybox_scratch(test: &str) -> (Scratch, PathBuf) {
+    let scratch = Scratch::new(test);
+    let root = scratch.dir("root");
+    busybox_root(&root);
+    (scratch, root)
+}
+
+/// A pseudo-terminal for interactive runs: the test types on its master
+/// side, a thread collects what the other side shows, and the terminal
+/// side is chrootvm's stdin, stdout and stderr.
+pub struct Pty {
+    terminal: fs::File,
+    keyboard: fs::File,
+    seen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    /// A new pty pair, read from at once.
+    pub fn open() -> Pty {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let terminal = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(Path::new(name.to_str().unwrap()))
+            .unwrap();
+        let keyboard = fs::File::from(master);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        // Ends at EIO, once every terminal-side fd is closed; detached, so
+        // a test never waits on it.
+        drain(keyboard.try_clone().unwrap(), Arc::clone(&seen));
+        Pty {
+            terminal,
+            keyboard,
+            seen,
+        }
+    }
+
+    /// Makes the terminal `command`'s stdin, stdout and stderr.
+    pub fn attach(&self, command: &mut Command) {
+        command
+            .stdin(self.terminal.try_clone().unwrap())
+            .stdout(self.terminal.try_clone().unwrap())
+            .stderr(self.terminal.try_clone().unwrap());
+    }
+
+    /// The terminal's settings now.
+    pub fn modes(&self) -> rustix::termios::Termios {
+        rustix::termios::tcgetattr(&self.terminal).unwrap()
+    }
+
+    /// Types `keys`.
+    pub fn type_keys(&self, keys: &[u8]) {
+        (&self.keyboard).write_all(keys).unwrap();
+    }
+
+    /// Everything the terminal showed so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the terminal has shown `text` `times` times in all.
+    pub fn wait_for(&self, text: &str, times: usize) {
+        let end = Instant::now() + Duration::from_secs(180);
+        while self.text().matches(text).count() < times {
+            assert!(
+                Instant::now() < end,
+                "no {text:?} (x{times}) on the terminal; it shows:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Writes an executable `/bin/sh` script.
 pub fn script(path: &Path, body: &str) {
     fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();

@@ -3,20 +3,14 @@
 //! restored however chrootvm ends; without a terminal, the shell reads its
 //! commands like chroot(1)'s would.
 
-use std::fs;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tests::{Scratch, busybox_root, chrootvm_quiet, run_with_input};
+use tests::{Pty, Scratch, chrootvm_quiet, run_with_input};
 
 fn root(test: &str) -> (Scratch, PathBuf) {
-    let scratch = Scratch::new(test);
-    let root = scratch.dir("root");
-    busybox_root(&root);
-    (scratch, root)
+    tests::busybox_scratch(test)
 }
 
 /// tmux on its own socket in the scratch directory, killed when dropped.
@@ -136,35 +130,6 @@ fn a_shell_without_a_terminal_reads_its_commands() {
     );
 }
 
-/// A pseudo-terminal whose settings chrootvm must give back.
-struct Pty {
-    master: fs::File,
-    terminal: fs::File,
-}
-
-impl Pty {
-    fn open() -> Pty {
-        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-        grantpt(&master).unwrap();
-        unlockpt(&master).unwrap();
-        let name = ptsname(&master, Vec::new()).unwrap();
-        let terminal = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(Path::new(name.to_str().unwrap()))
-            .unwrap();
-        Pty {
-            master: fs::File::from(master),
-            terminal,
-        }
-    }
-
-    fn modes(&self) -> rustix::termios::Termios {
-        rustix::termios::tcgetattr(&self.terminal).unwrap()
-    }
-}
-
 /// chrootvm's shell on a pty, ended by `end` once the prompt shows: the
 /// terminal must be back in its first settings afterwards.
 fn restored_after(test: &str, options: &[&str], end: impl FnOnce(u32), code: i32) {
@@ -176,26 +141,11 @@ fn restored_after(test: &str, options: &[&str], end: impl FnOnce(u32), code: i32
         .env("SHELL", "/bin/sh")
         .env("PS1", "vm-prompt$ ")
         .args(options)
-        .arg(&root)
-        .stdin(Stdio::from(pty.terminal.try_clone().unwrap()))
-        .stdout(Stdio::from(pty.terminal.try_clone().unwrap()))
-        .stderr(Stdio::from(pty.terminal.try_clone().unwrap()));
+        .arg(&root);
+    pty.attach(&mut command);
     let mut child = command.spawn().unwrap();
     drop(command);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut reader = pty.master.try_clone().unwrap();
-    let collect = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            collect.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let end_at = Instant::now() + Duration::from_secs(180);
-    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("vm-prompt$ ") {
-        assert!(Instant::now() < end_at, "no prompt");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    pty.wait_for("vm-prompt$ ", 1);
     let during = pty.modes();
     end(child.id());
     let status = child.wait().unwrap();
@@ -213,7 +163,6 @@ fn restored_after(test: &str, options: &[&str], end: impl FnOnce(u32), code: i32
             && after.output_modes == before.output_modes,
         "{test}: the terminal's settings should be restored"
     );
-    let _ = (&pty.master).write_all(b"");
 }
 
 #[test]

@@ -10,17 +10,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rustix::process::Signal;
-use tests::{
-    Scratch, both_virtiofsd, busybox_root, chrootvm_quiet, run, start_reaped, temp_dirs_of,
-};
+use tests::{Scratch, both_virtiofsd, chrootvm_quiet, run, start_reaped, temp_dirs_of};
 
 const SUBREAPER: &str = env!("CARGO_BIN_EXE_subreaper");
 
 fn root(test: &str) -> (Scratch, PathBuf) {
-    let scratch = Scratch::new(test);
-    let root = scratch.dir("root");
-    busybox_root(&root);
-    (scratch, root)
+    tests::busybox_scratch(test)
 }
 
 /// SIGKILL at 0 to ~40 ms after the start, when helpers are being

@@ -11,15 +11,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use tests::{Scratch, busybox_root, chrootvm_quiet, run, start_reaped};
+use tests::{Scratch, chrootvm_quiet, run, start_reaped};
 
 const SUBREAPER: &str = env!("CARGO_BIN_EXE_subreaper");
 
 fn root(test: &str) -> (Scratch, PathBuf) {
-    let scratch = Scratch::new(test);
-    let root = scratch.dir("root");
-    busybox_root(&root);
-    (scratch, root)
+    tests::busybox_scratch(test)
 }
 
 /// Deterministic bytes, all 256 values.

@@ -2,24 +2,18 @@
 //! test checks what only the promised behaviour produces.
 
 use std::fs;
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use tests::{
-    Scratch, Stop, bin, busybox_root, chrootvm_command, chrootvm_quiet, kernel, run,
-    rust_virtiofsd, script, stop_when_ready,
+    Pty, Scratch, Stop, bin, chrootvm_command, chrootvm_quiet, kernel, run, rust_virtiofsd, script,
+    stop_when_ready,
 };
 
 const SUBREAPER: &str = env!("CARGO_BIN_EXE_subreaper");
 
 fn root(test: &str) -> (Scratch, PathBuf) {
-    let scratch = Scratch::new(test);
-    let root = scratch.dir("root");
-    busybox_root(&root);
-    (scratch, root)
+    tests::busybox_scratch(test)
 }
 
 /// A kernel, kernel version or module tree that is not there: 125 and one
@@ -204,65 +198,30 @@ fn virtiofsd_is_found_in_path_first_and_a_wrong_one_is_named() {
 /// `sleep` dies by SIGINT, the shell goes on and says so.
 #[test]
 fn ctrl_c_reaches_the_command_on_a_terminal() {
-    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     let (_scratch, root) = root("ctrl-c");
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let terminal = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap();
+    let pty = Pty::open();
     let mut command = chrootvm_quiet();
     command
         .env("SHELL", "/bin/sh")
         .env("PS1", "vm$ ")
-        .arg(&root)
-        .stdin(terminal.try_clone().unwrap())
-        .stdout(terminal.try_clone().unwrap())
-        .stderr(terminal.try_clone().unwrap());
+        .arg(&root);
+    pty.attach(&mut command);
     let mut child = command.spawn().unwrap();
     drop(command);
-    drop(terminal);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut reader = fs::File::from(master.try_clone().unwrap());
-    let collect = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            collect.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    let wait_for = |what: &str| {
-        let end = Instant::now() + Duration::from_secs(180);
-        while !text().contains(what) {
-            assert!(Instant::now() < end, "no {what:?}:\n{}", text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let mut keyboard = fs::File::from(master);
-    wait_for("vm$ ");
-    keyboard.write_all(b"sleep 1000\n").unwrap();
+    pty.wait_for("vm$ ", 1);
+    pty.type_keys(b"sleep 1000\n");
     // A Ctrl-C that reaches the guest ends sleep (or the line before it
     // runs), and the shell prompts again; one that reached chrootvm would
     // end the run with 130, one that reached nothing would leave sleep.
-    wait_for("sleep 1000\r\n");
-    keyboard.write_all(b"\x03").unwrap();
-    let prompts = || text().matches("vm$ ").count();
-    let end = Instant::now() + Duration::from_secs(60);
-    while prompts() < 2 {
-        assert!(Instant::now() < end, "no prompt after Ctrl-C:\n{}", text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    keyboard.write_all(b"exit 5\n").unwrap();
+    pty.wait_for("sleep 1000\r\n", 1);
+    pty.type_keys(b"\x03");
+    pty.wait_for("vm$ ", 2);
+    pty.type_keys(b"exit 5\n");
     let status = child.wait().unwrap();
     assert_eq!(
         status.code(),
         Some(5),
         "chrootvm should outlive the Ctrl-C:\n{}",
-        text()
+        pty.text()
     );
 }

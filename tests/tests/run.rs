@@ -9,12 +9,10 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use tests::{
-    Scratch, Stop, busybox_root, chrootvm_command, chrootvm_quiet, generic_kernel, kernel, run,
+    Pty, Scratch, Stop, chrootvm_command, chrootvm_quiet, generic_kernel, kernel, run,
     run_with_input, rust_virtiofsd, start_reaped, stop_when_ready, temp_dirs_of,
 };
 
@@ -34,10 +32,7 @@ fn noise(len: usize, seed: u32) -> Vec<u8> {
 
 /// A busybox root in a fresh scratch directory.
 fn root(test: &str) -> (Scratch, PathBuf) {
-    let scratch = Scratch::new(test);
-    let root = scratch.dir("root");
-    busybox_root(&root);
-    (scratch, root)
+    tests::busybox_scratch(test)
 }
 
 /// The command's exit code comes back as chrootvm's: normal exits, a
@@ -441,69 +436,28 @@ fn initrd_image_is_the_root() {
 /// during the session, has its settings back afterwards.
 #[test]
 fn interactive_shell_on_a_terminal() {
-    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-    use rustix::termios::{LocalModes, tcgetattr};
+    use rustix::termios::LocalModes;
 
     let (_scratch, root) = root("pty");
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let terminal = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap();
-    let before = tcgetattr(&terminal).unwrap();
+    let pty = Pty::open();
+    let before = pty.modes();
     let mut command = chrootvm_quiet();
     command
         .env("SHELL", "/bin/sh")
         .env("PS1", "vm-prompt$ ")
-        .arg(&root)
-        .stdin(terminal.try_clone().unwrap())
-        .stdout(terminal.try_clone().unwrap())
-        .stderr(terminal.try_clone().unwrap());
+        .arg(&root);
+    pty.attach(&mut command);
     let mut child = command.spawn().unwrap();
-    // The command keeps copies of the terminal; only `terminal` may stay.
+    // The command keeps copies of the terminal; only the Pty's may stay.
     drop(command);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut reader = fs::File::from(master.try_clone().unwrap());
-    let collect = Arc::clone(&seen);
-    let reading = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        // EIO once every slave fd is closed.
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            collect.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let transcript = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    let wait_for = |text: &str| {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !transcript().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} on the terminal; it shows:\n{}",
-                transcript()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let mut keyboard = fs::File::from(master);
-    wait_for("vm-prompt$ ");
-    let during = tcgetattr(&terminal).unwrap();
-    keyboard.write_all(b"echo $((6*7)) $(uname -r)\n").unwrap();
-    let release = kernel()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .trim_start_matches("vmlinuz-")
-        .to_string();
-    wait_for(&format!("42 {release}"));
-    keyboard.write_all(b"exit 3\n").unwrap();
+    pty.wait_for("vm-prompt$ ", 1);
+    let during = pty.modes();
+    pty.type_keys(b"echo $((6*7)) $(uname -r)\n");
+    pty.wait_for(&format!("42 {}", tests::release(&kernel())), 1);
+    pty.type_keys(b"exit 3\n");
     let status = child.wait().unwrap();
-    let after = tcgetattr(&terminal).unwrap();
-    drop(terminal);
-    let text = transcript();
+    let after = pty.modes();
+    let text = pty.text();
     assert_eq!(
         status.code(),
         Some(3),
@@ -520,8 +474,6 @@ fn interactive_shell_on_a_terminal() {
             && after.control_modes == before.control_modes,
         "the terminal's settings should be restored"
     );
-    drop(keyboard);
-    let _ = reading.join();
 }
 
 /// Issue 12: with the initramfs as root (`--initrd`), shares are mounted
