@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
+
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A directory under the system temp dir, removed on drop.
@@ -793,7 +795,7 @@ fn kill_mid_write(name: &str, signal: i32) -> (TempDir, std::process::ExitStatus
     // 3. Held mid-write, the image's file open and large: the signal.
     let written = written_by(child.id(), out.path());
     assert!(written > BIG_FILE / 2, "{written} bytes written so far");
-    if signal == libc::SIGKILL {
+    if signal == SIGKILL {
         child.kill().unwrap();
     } else {
         let sent = Command::new("kill")
@@ -868,24 +870,24 @@ fn assert_nothing_left(out: &TempDir, status: std::process::ExitStatus, signal: 
 
 #[test]
 fn issue_12_sigkill_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sigkill", libc::SIGKILL);
-    assert_nothing_left(&out, status, libc::SIGKILL);
+    let (out, status) = kill_mid_write("sigkill", SIGKILL);
+    assert_nothing_left(&out, status, SIGKILL);
 }
 
 #[test]
 fn issue_12_sigterm_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sigterm", libc::SIGTERM);
-    assert_nothing_left(&out, status, libc::SIGTERM);
+    let (out, status) = kill_mid_write("sigterm", SIGTERM);
+    assert_nothing_left(&out, status, SIGTERM);
 }
 
 #[test]
 fn issue_12_sigint_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sigint", libc::SIGINT);
-    assert_nothing_left(&out, status, libc::SIGINT);
+    let (out, status) = kill_mid_write("sigint", SIGINT);
+    assert_nothing_left(&out, status, SIGINT);
 }
 
 #[test]
 fn issue_12_sighup_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sighup", libc::SIGHUP);
-    assert_nothing_left(&out, status, libc::SIGHUP);
+    let (out, status) = kill_mid_write("sighup", SIGHUP);
+    assert_nothing_left(&out, status, SIGHUP);
 }
