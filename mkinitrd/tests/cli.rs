@@ -600,21 +600,27 @@ fn dir_names(dir: &Path) -> Vec<String> {
 }
 
 /// A thread reading the FIFO at `fifo` to its end, and a descriptor that
-/// keeps that end away until dropped: the thread's open and reads do not
-/// wait for a writer that may never come, so a test fails rather than
-/// hangs when mkinitrd does not write to the FIFO.
+/// keeps that end away until dropped: the reads do not wait for a writer
+/// that may never come, so a test fails rather than hangs when mkinitrd
+/// does not write to the FIFO.
 fn read_fifo(fifo: &Path) -> (std::thread::JoinHandle<Vec<u8>>, fs::File) {
+    use std::io::Read;
     // O_RDWR on a FIFO opens at once on Linux (fifo(7)), as a writer.
     let keep_open = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(fifo)
         .unwrap();
-    let fifo = fifo.to_path_buf();
-    (
-        std::thread::spawn(move || fs::read(fifo).unwrap()),
-        keep_open,
-    )
+    // Opened here, at once since there is a writer, not on the thread: a
+    // thread that opens it late, after a small image went into the pipe's
+    // buffer and every writer closed, waits for a writer forever.
+    let mut read_end = fs::File::open(fifo).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        read_end.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    (reader, keep_open)
 }
 
 fn file_type(path: &Path) -> fs::FileType {
