@@ -7,37 +7,20 @@
 //! A signal ignored when chrootvm starts stays ignored, as for any
 //! program: `nohup` ignores SIGHUP, and a shell ignores SIGINT and SIGQUIT
 //! in its background jobs. Which ones are ignored is read from
-//! /proc/self/status (`SigIgn`), which needs no unsafe sigaction call.
+//! /proc/self/status (`SigIgn`, [`Dispositions`]), which needs no unsafe
+//! sigaction call.
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use mkinitrd::signal_disposition::Dispositions;
 use rustix::fd::{AsFd, BorrowedFd};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGWINCH};
 
 /// The signals that stop chrootvm (and its VM) cleanly.
 pub const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
-
-/// The mask of signals ignored when chrootvm started (bit N-1 for signal
-/// N); none when /proc cannot tell.
-fn ignored_at_start() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    parse_sigign(&status)
-}
-
-fn parse_sigign(status: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigIgn:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .unwrap_or(0)
-}
-
-fn is_in(mask: u64, signal: i32) -> bool {
-    (1..=64).contains(&signal) && mask & (1 << (signal - 1)) != 0
-}
 
 /// Signals caught so far, readable through a pollable fd.
 pub struct Signals {
@@ -56,8 +39,11 @@ impl Signals {
         wake.set_nonblocking(true)?;
         notify.set_nonblocking(true)?;
         let caught = Arc::new(AtomicUsize::new(0));
-        let ignored = ignored_at_start();
-        for signal in STOP_SIGNALS.into_iter().filter(|s| !is_in(ignored, *s)) {
+        let at_start = Dispositions::read();
+        for signal in STOP_SIGNALS
+            .into_iter()
+            .filter(|s| !at_start.is_ignored(*s))
+        {
             let number = usize::try_from(signal).unwrap_or(0);
             signal_hook::flag::register_usize(signal, Arc::clone(&caught), number)?;
             signal_hook::low_level::pipe::register(signal, notify.try_clone()?)?;
@@ -92,20 +78,5 @@ impl Signals {
             0 => None,
             n => i32::try_from(n).ok(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ignored_signals_are_read_from_sigign() {
-        // nohup: SIGHUP (1) ignored; a background job: SIGINT (2), SIGQUIT (3).
-        let mask = parse_sigign("Name:\tchrootvm\nSigIgn:\t0000000000000007\nSigCgt:\t0\n");
-        assert!(is_in(mask, SIGHUP) && is_in(mask, SIGINT));
-        assert!(!is_in(mask, SIGTERM));
-        assert_eq!(parse_sigign("no such line"), 0);
-        assert!(!is_in(u64::MAX, 0) && !is_in(u64::MAX, 65));
     }
 }

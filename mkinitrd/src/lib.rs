@@ -7,12 +7,11 @@
 //! The library never prints: every failure is an [`Error`] whose
 //! `Display` is one line for the caller to print. It keeps no global state
 //! but one: the names of temporary output files to remove if a signal ends
-//! the process, which a signal handler can reach no other way
-//! (`signal_cleanup`, also the one module with `unsafe`).
+//! the process, which the thread that acts on the signal shares with the
+//! writer (`signal_cleanup`).
 
 #![deny(missing_docs)]
-// Denied, not forbidden: signal_cleanup opts in to install its handler.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod content;
 pub mod cpio;
@@ -31,6 +30,7 @@ pub mod manifest;
 pub mod output;
 pub mod rsc;
 mod signal_cleanup;
+pub mod signal_disposition;
 pub mod write;
 
 #[cfg(test)]

@@ -421,17 +421,18 @@ impl<'d> Temp<'d> {
                 temp_name
             }
         };
-        match replace(self.dir, &temp_name.name, name) {
-            Ok(()) => {
-                temp_name.moved();
-                Ok(())
-            }
-            Err(source) => Err(Error::RenameOutput {
-                from: dir_path.join(OsStr::from_bytes(temp_name.name.to_bytes())),
+        let from = dir_path.join(OsStr::from_bytes(temp_name.name.to_bytes()));
+        let old = temp_name
+            .settle(|dir, temp| replace(dir, temp, name))
+            .map_err(|source| Error::RenameOutput {
+                from,
                 to: file.to_path_buf(),
                 source,
-            }),
-        }
+            })?;
+        // Freeing the old file's blocks takes milliseconds: done with the
+        // names settled and no signal waiting on them (see `replace`).
+        drop(old);
+        Ok(())
     }
 }
 
@@ -469,22 +470,21 @@ fn fd_path(fd: &impl AsRawFd) -> String {
 /// A temporary name (`.NAME.tmpPID`, or `.NAME.tmpPID.N` if that is
 /// taken) in the output's directory. Registered for removal if a signal
 /// ends the process ([`signal_cleanup`]), and removed on drop unless it
-/// was [`moved`](TempName::moved) away.
+/// was [settled](TempName::settle).
 struct TempName<'d> {
     dir: &'d OwnedFd,
     name: CString,
-    /// Whether the name was renamed away, leaving nothing to remove.
-    moved: bool,
-    /// Dropped after [`TempName::drop`] has removed the name.
-    _on_signal: signal_cleanup::Registration<'d>,
+    /// Taken when the name is settled or removed.
+    on_signal: Option<signal_cleanup::Registration>,
 }
 
 impl<'d> TempName<'d> {
     /// Picks a free temporary name for `name` in `dir`, and gives it to
     /// `create`, which fails with EEXIST when it is taken. The name is
-    /// registered before `create` runs, so no moment is uncovered; a name
-    /// holding this process's id that is taken belongs to this process,
-    /// or to an earlier one with the same id, which left it.
+    /// registered as `create` runs (see [`signal_cleanup`]), so no moment
+    /// is uncovered; a name holding this process's id that is taken
+    /// belongs to this process, or to an earlier one with the same id,
+    /// which left it.
     fn create<T>(
         dir: &'d OwnedFd,
         name: &OsStr,
@@ -499,14 +499,12 @@ impl<'d> TempName<'d> {
                 temp.extend_from_slice(format!(".{attempt}").as_bytes());
             }
             let temp = CString::new(temp)?;
-            let on_signal = signal_cleanup::remove_on_signal(dir.as_fd(), &temp);
-            match create(&temp) {
-                Ok(made) => {
+            match signal_cleanup::create_registered(dir.as_fd(), &temp, &mut create) {
+                Ok((on_signal, made)) => {
                     let temp_name = TempName {
                         dir,
                         name: temp,
-                        moved: false,
-                        _on_signal: on_signal,
+                        on_signal: Some(on_signal),
                     };
                     return Ok((temp_name, made));
                 }
@@ -517,20 +515,39 @@ impl<'d> TempName<'d> {
         Err(io::Error::from(io::ErrorKind::AlreadyExists))
     }
 
-    /// The name was renamed away or its file unlinked: nothing to remove.
-    fn moved(mut self) {
-        self.moved = true;
+    /// Runs `settle` with the directory and the name, to rename the name
+    /// away or unlink its file, and unregisters it, with no signal cleanup
+    /// in between (a signal waits for it); if `settle` fails, the name is
+    /// removed too.
+    fn settle<T>(mut self, settle: impl FnOnce(&OwnedFd, &CStr) -> io::Result<T>) -> io::Result<T> {
+        let on_signal = self.on_signal.take();
+        let settle = || {
+            let settled = settle(self.dir, &self.name);
+            if settled.is_err() {
+                remove_name(self.dir, &self.name);
+            }
+            settled
+        };
+        match on_signal {
+            Some(on_signal) => on_signal.settle(settle),
+            // Not reached: taken only here and on drop.
+            None => settle(),
+        }
     }
 }
 
 impl Drop for TempName<'_> {
     fn drop(&mut self) {
-        if !self.moved {
-            // Best effort: the error that stopped the write is the one to
-            // report.
-            let _ = rustix::fs::unlinkat(self.dir, &self.name, rustix::fs::AtFlags::empty());
+        if let Some(on_signal) = self.on_signal.take() {
+            on_signal.settle(|| remove_name(self.dir, &self.name));
         }
     }
+}
+
+/// Removes the temporary `name` in `dir`. Best effort: the error that
+/// stopped the write is the one to report.
+fn remove_name(dir: &OwnedFd, name: &CStr) {
+    let _ = rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty());
 }
 
 /// Puts the file named `temp` at `name` in `dir` in one step, as
@@ -538,31 +555,32 @@ impl Drop for TempName<'_> {
 ///
 /// The two names are exchanged first (`RENAME_EXCHANGE`, Linux 3.15), then
 /// `temp`, now the old file, is unlinked: see the module doc for why. The
-/// old file is held open meanwhile, so that its blocks are freed when this
-/// returns, after the names are settled, rather than inside the unlink:
-/// the temporary name lasts microseconds, not the 3 ms that freeing
-/// 25 MB takes on ext4. Where the exchange fails (nothing at `name` yet, a
-/// filesystem without it) this is `rename(2)`, which reports any real
-/// problem. When the old entry cannot be unlinked (a directory put there
-/// since the destination was looked at, which `rename(2)` refuses to
-/// replace with a file), the exchange is undone and `rename(2)` gives the
-/// error.
+/// old file is held open meanwhile and returned, so that its blocks are
+/// freed when the caller drops it, after the names are settled, rather
+/// than inside the unlink: the temporary name lasts microseconds, not the
+/// 3 ms that freeing 25 MB takes on ext4. Where the exchange fails
+/// (nothing at `name` yet, a filesystem without it) this is `rename(2)`,
+/// which reports any real problem. When the old entry cannot be unlinked
+/// (a directory put there since the destination was looked at, which
+/// `rename(2)` refuses to replace with a file), the exchange is undone and
+/// `rename(2)` gives the error.
 ///
 /// # References
 /// - [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html)
-fn replace(dir: &OwnedFd, temp: &CStr, name: &OsStr) -> io::Result<()> {
+fn replace(dir: &OwnedFd, temp: &CStr, name: &OsStr) -> io::Result<Option<OwnedFd>> {
     use rustix::fs::{AtFlags, RenameFlags, openat, renameat, renameat_with, unlinkat};
     let hold = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let old = openat(dir, name, hold, Mode::empty()).ok();
     if renameat_with(dir, temp, dir, name, RenameFlags::EXCHANGE).is_err() {
-        return Ok(renameat(dir, temp, dir, name)?);
+        renameat(dir, temp, dir, name)?;
+        return Ok(None);
     }
     if unlinkat(dir, temp, AtFlags::empty()).is_ok() {
-        drop(old);
-        return Ok(());
+        return Ok(old);
     }
     renameat_with(dir, temp, dir, name, RenameFlags::EXCHANGE)?;
-    Ok(renameat(dir, temp, dir, name)?)
+    renameat(dir, temp, dir, name)?;
+    Ok(None)
 }
 
 /// Bytes asked of one `copy_file_range` call: Linux copies at most
@@ -759,53 +777,120 @@ mod tests {
         assert_eq!(dir_names(tmp.path()), ["init.cpio"]);
     }
 
-    /// Set to `SIGNAL:PATH` for [`signal_child`] to write PATH through a
-    /// named temporary file and be killed by SIGNAL halfway.
+    /// Set to `WHEN:SIGNAL:PATH` for [`signal_child`] to write PATH through
+    /// a named temporary file and send itself SIGNAL: `mid` halfway, then
+    /// wait to be ended; `ignored` halfway, then finish the write; `after`
+    /// once the image is in place, then wait to be ended.
     const SIGNAL_CHILD: &str = "MKINITRD_TEST_SIGNAL_CHILD";
 
-    /// Not a test: run by [`issue_12_a_named_temp_file_goes_with_a_signal`]
-    /// in a child process (the test binary again), it does nothing
-    /// otherwise.
+    /// Not a test: run by the issue_12 signal tests below in a child
+    /// process (the test binary again), it does nothing otherwise.
     #[test]
     fn signal_child() {
         let Some(spec) = std::env::var_os(SIGNAL_CHILD) else {
             return;
         };
         let spec = spec.into_string().unwrap();
-        let (signal, path) = spec.split_once(':').unwrap();
-        let signal: i32 = signal.parse().unwrap();
-        let path = Path::new(path);
-        let _ = write_atomically(path, path, false, |file| {
-            file.write_all(&[7; 1 << 20]).unwrap();
-            // As a user would, from outside: to the process, not a thread.
+        let mut fields = spec.splitn(3, ':');
+        let (when, signal, path) = (
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            Path::new(fields.next().unwrap()),
+        );
+        // As a user would, from outside: to the process, not a thread.
+        let send = || {
             std::process::Command::new("kill")
                 .arg(format!("-{signal}"))
                 .arg(process::id().to_string())
                 .status()
-                .unwrap();
-            // The signal ends the process, here or a moment later.
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
+                .unwrap()
+        };
+        // The signal ends the process, here or a moment later; a minute
+        // on, the test has failed.
+        let wait_to_be_ended = || {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            process::exit(3)
+        };
+        let written = write_atomically(path, path, false, |file| {
+            file.write_all(&[7; 1 << 20]).unwrap();
+            match when {
+                "mid" => {
+                    send();
+                    wait_to_be_ended()
+                }
+                "ignored" => {
+                    // kill(2) drops an ignored signal before it returns.
+                    send();
+                    file.write_all(b"finished").unwrap();
+                }
+                _ => {}
             }
+            Ok(())
         });
+        written.unwrap();
+        if when == "after" {
+            send();
+            wait_to_be_ended();
+        }
+    }
+
+    /// Runs [`signal_child`] on `path` (through `nohup` if `nohup`) and
+    /// returns how it ended.
+    fn run_signal_child(when: &str, signal: i32, path: &Path, nohup: bool) -> process::ExitStatus {
+        let test_binary = std::env::current_exe().unwrap();
+        let mut command = if nohup {
+            let mut command = process::Command::new("nohup");
+            command.arg(test_binary);
+            command
+        } else {
+            process::Command::new(test_binary)
+        };
+        command
+            .args(["--exact", "output::tests::signal_child", "--test-threads=1"])
+            .env(SIGNAL_CHILD, format!("{when}:{signal}:{}", path.display()))
+            .stdin(process::Stdio::null())
+            .stdout(process::Stdio::null())
+            .stderr(process::Stdio::null())
+            .status()
+            .unwrap()
     }
 
     #[test]
     fn issue_12_a_named_temp_file_goes_with_a_signal() {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
         use std::os::unix::process::ExitStatusExt;
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
             let tmp = TempDir::new("output-signal");
             let path = tmp.write("init.cpio", b"good image");
-            let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "output::tests::signal_child", "--test-threads=1"])
-                .env(SIGNAL_CHILD, format!("{signal}:{}", path.display()))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .unwrap();
+            let status = run_signal_child("mid", signal, &path, false);
             assert_eq!(status.signal(), Some(signal), "{status:?}");
             assert_eq!(dir_names(tmp.path()), ["init.cpio"], "signal {signal}");
             assert_eq!(fs::read(&path).unwrap(), b"good image");
+        }
+    }
+
+    #[test]
+    fn issue_12_a_signal_ignored_at_start_stays_ignored_and_the_write_goes_on() {
+        use signal_hook::consts::SIGHUP;
+        let tmp = TempDir::new("output-nohup");
+        let path = tmp.write("init.cpio", b"good image");
+        let status = run_signal_child("ignored", SIGHUP, &path, true);
+        assert!(status.success(), "{status:?}");
+        assert_eq!(dir_names(tmp.path()), ["init.cpio"]);
+        assert_eq!(fs::read(&path).unwrap().len(), (1 << 20) + 8);
+    }
+
+    #[test]
+    fn issue_12_with_no_name_left_a_signal_ends_the_process_as_by_default() {
+        use signal_hook::consts::{SIGTERM, SIGUSR1};
+        use std::os::unix::process::ExitStatusExt;
+        for signal in [SIGTERM, SIGUSR1] {
+            let tmp = TempDir::new("output-after");
+            let path = tmp.write("init.cpio", b"good image");
+            let status = run_signal_child("after", signal, &path, false);
+            assert_eq!(status.signal(), Some(signal), "{status:?}");
+            assert_eq!(dir_names(tmp.path()), ["init.cpio"]);
+            assert_eq!(fs::read(&path).unwrap().len(), 1 << 20);
         }
     }
 

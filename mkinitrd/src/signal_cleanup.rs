@@ -6,241 +6,290 @@
 //! the process, SIGKILL included. A name exists only where it does not
 //! (`.NAME.tmpPID`, for the whole write), and for the microseconds a
 //! finished image takes to be exchanged into place. While it exists, the
-//! name is registered here ([`remove_on_signal`]); a signal that would end
+//! name is registered here ([`create_registered`]); a signal that would end
 //! the process (SIGINT from ^C, SIGTERM, SIGHUP from a closed terminal)
-//! runs a handler that unlinks every registered name, then ends the
-//! process by that same signal, as if there had been no handler.
+//! unlinks every registered name, then ends the process by that same
+//! signal, as if there had been no handler.
 //!
-//! State: a process-wide table of the registered names and a count of
-//! handlers running. A signal handler can reach nothing else, so this is
-//! the one global state of the library. Handlers are installed while a
-//! name is registered, and only for signals whose action is the default:
-//! a signal that the program ignores (`nohup`) or handles itself does not
-//! end it, so the write goes on and removes its file as usual. Afterwards
-//! the default action is put back.
+//! How, with no `unsafe` (it lives in init's `rt.rs` only, STYLE.md):
+//! signal-hook's iterator. Installing a handler of our own takes
+//! sigaction(2), and signal-hook's `register`, which would run our code
+//! in its handler, is `unsafe` too. The iterator's handler only writes a
+//! byte to a pipe; a thread of this module reads the pipe, locks the table
+//! of names, unlinks them, and calls [`emulate_default_handler`], which
+//! puts the default action back and raises the signal again on that
+//! thread: the process ends by the signal, with the status (and core
+//! dump, for SIGQUIT and the like) the default action gives. The unlinking
+//! runs on an ordinary thread, so it may lock and allocate, which a
+//! handler may not.
 //!
-//! # Safety
-//! This is the one module of the library with `unsafe`: it calls
-//! sigaction(2), unlinkat(2) and raise(3) through libc, since neither std
-//! nor rustix's public API installs a signal handler. The handler only
-//! loads and updates atomics and calls unlinkat and raise, which are
-//! async-signal-safe (signal-safety(7)). A registered name is freed only
-//! once it is out of the table and no handler is running, so a handler on
-//! another thread never reads freed memory.
-
-#![allow(unsafe_code)]
+//! Because the thread acts a moment after the signal, names change only
+//! with the table locked: a name is registered and created under one lock
+//! ([`create_registered`]), and renamed away or unlinked and unregistered
+//! under another ([`Registration::settle`]). The thread so finds every
+//! registered name created, or not yet made and never to be (it keeps the
+//! lock until the process has ended). A signal during the exchange waits
+//! for it, tens of microseconds.
+//!
+//! Which signals: those whose default action ends the process ([`SIGNALS`])
+//! and that are at their default when the first name is registered, as
+//! /proc/self/status tells ([`Dispositions`]). One ignored (`nohup`) stays
+//! ignored and the write goes on; one the program handles itself
+//! (chrootvm's stop signals) is left to it.
+//!
+//! State: the table of registered names, the one global state of the
+//! library, shared by the writer and the thread. The thread and the
+//! handlers are set up at the first registration and stay: signal-hook
+//! cannot put a default action back (`signal_hook::low_level::unregister`
+//! leaves the signal ignored: its handler stays, with nothing to run), so
+//! instead, with no name registered, the thread does what the default
+//! would do and ends the process by the signal. Seen from outside, this is
+//! the default action, a few microseconds later; only `SigCgt` shows the
+//! handler. A program that later adds its own signal-hook handler for one
+//! of these signals would see the process end after it ran; chrootvm
+//! installs its own at start, before it builds an image.
+//!
+//! A panic calls abort(3) in release builds (`panic = "abort"`), whose
+//! SIGABRT may end the process before the thread acts: abort(3) puts the
+//! default action back and raises it again as soon as the handler
+//! returns. A panic hook unlinks the names first.
 
 use std::ffi::{CStr, CString};
-use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::mem::ManuallyDrop;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, Once, PoisonError, mpsc};
 
-use libc::c_int;
+use signal_hook::consts::{
+    SIGABRT, SIGALRM, SIGHUP, SIGINT, SIGPROF, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGVTALRM,
+    SIGXCPU, SIGXFSZ,
+};
+use signal_hook::iterator::Signals;
+use signal_hook::low_level::emulate_default_handler;
+
+use crate::signal_disposition::Dispositions;
 
 /// The signals handled: those whose default action ends the process and
 /// that are sent to stop a program, or sent by the kernel for a limit
 /// (SIGXFSZ when a write passes RLIMIT_FSIZE, SIGXCPU) or by an abort
-/// (SIGABRT, a panic here). Faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are
-/// left alone: after one, memory may not be what the table says.
-const SIGNALS: [c_int; 14] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGABRT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGALRM,
-    libc::SIGTERM,
-    libc::SIGXCPU,
-    libc::SIGXFSZ,
-    libc::SIGVTALRM,
-    libc::SIGPROF,
-    libc::SIGIO,
-    libc::SIGPWR,
+/// (SIGABRT). Faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE) are left alone:
+/// after one, memory may not be what the table says.
+///
+/// SIGIO and SIGPWR end a process too, but are left at their default, so
+/// they end it without removing the names: [`emulate_default_handler`]
+/// takes SIGIO's default for "ignore" and does not know SIGPWR, and nothing
+/// else safe puts a default action back to end the process by them.
+pub(crate) const SIGNALS: [i32; 12] = [
+    SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ,
+    SIGVTALRM, SIGPROF,
 ];
 
-/// Names registered at once, at most: one process writing this many
-/// images at once is unlikely; a name beyond them is not removed on a
-/// signal (its write still removes it on an error).
-const SLOTS: usize = 16;
+/// The registered names.
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    next_id: 0,
+    names: Vec::new(),
+});
+
+/// Set up the thread and handlers once, at the first registration.
+static START: Once = Once::new();
+
+struct Table {
+    /// The id of the next registration.
+    next_id: u64,
+    names: Vec<Temp>,
+}
 
 /// A registered name: `name` in the directory `dir`.
 struct Temp {
-    dir: RawFd,
+    id: u64,
+    /// A descriptor of its own: the writer's may be closed meanwhile.
+    dir: OwnedFd,
     name: CString,
 }
 
-/// The registered names; null for a free slot.
-static TEMPS: [AtomicPtr<Temp>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
-/// Handlers between their first and last look at [`TEMPS`].
-static HANDLERS_RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// How many names are registered, and which of [`SIGNALS`] got the
-/// handler; changed under the lock, never by the handler.
-static INSTALLED: Mutex<Installed> = Mutex::new(Installed {
-    names: 0,
-    signals: [false; SIGNALS.len()],
-});
+impl Table {
+    /// Unlinks every registered name. Best effort: a name may not have
+    /// been created, and the process is about to end either way.
+    fn unlink_all(&self) {
+        for temp in &self.names {
+            let _ = rustix::fs::unlinkat(&temp.dir, &temp.name, rustix::fs::AtFlags::empty());
+        }
+    }
 
-struct Installed {
-    names: usize,
-    signals: [bool; SIGNALS.len()],
+    fn remove(&mut self, id: u64) {
+        self.names.retain(|temp| temp.id != id);
+    }
 }
 
-/// A name registered for removal on a signal, until dropped. It borrows
-/// the directory's descriptor, which the handler uses.
+/// The table, locked. A panic while it was held (only when unwinding)
+/// leaves it consistent: each change is one push or one removal.
+fn lock() -> MutexGuard<'static, Table> {
+    TABLE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A name registered for removal on a signal, until
+/// [settled](Registration::settle) or dropped.
 #[must_use = "the name is unregistered when this is dropped"]
-pub(crate) struct Registration<'dir> {
-    /// The slot in [`TEMPS`], or `None` when the table was full.
-    slot: Option<usize>,
-    dir: PhantomData<BorrowedFd<'dir>>,
+pub(crate) struct Registration {
+    id: u64,
 }
 
-/// Registers `name` in `dir` for removal if a signal ends the process
-/// before the returned [`Registration`] is dropped. Call it before the name
-/// is created, so that no moment is left uncovered.
-pub(crate) fn remove_on_signal<'dir>(dir: BorrowedFd<'dir>, name: &CStr) -> Registration<'dir> {
-    let temp = Box::into_raw(Box::new(Temp {
-        dir: dir.as_raw_fd(),
+/// Registers `name` in `dir` for removal if a signal ends the process, and
+/// creates it with `create`, both with the table locked; on an error from
+/// `create`, the name is unregistered and the error returned.
+///
+/// The first call sets up the thread and handlers (see the module doc).
+pub(crate) fn create_registered<T>(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    create: impl FnOnce(&CStr) -> rustix::io::Result<T>,
+) -> rustix::io::Result<(Registration, T)> {
+    START.call_once(start);
+    let dir = rustix::io::fcntl_dupfd_cloexec(dir, 0)?;
+    let mut table = lock();
+    let id = table.next_id;
+    table.next_id += 1;
+    table.names.push(Temp {
+        id,
+        dir,
         name: name.to_owned(),
-    }));
-    install_handlers();
-    let slot = TEMPS.iter().position(|slot| {
-        slot.compare_exchange(ptr::null_mut(), temp, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
     });
-    if slot.is_none() {
-        // SAFETY: `temp` came from Box::into_raw above and, in no slot,
-        // is seen by no handler.
-        drop(unsafe { Box::from_raw(temp) });
-    }
-    Registration {
-        slot,
-        dir: PhantomData,
+    match create(name) {
+        Ok(made) => Ok((Registration { id }, made)),
+        Err(errno) => {
+            table.remove(id);
+            Err(errno)
+        }
     }
 }
 
-impl Drop for Registration<'_> {
+impl Registration {
+    /// Runs `settle`, which renames the name away or unlinks it, then
+    /// unregisters the name, both with the table locked, and returns what
+    /// `settle` returned.
+    pub(crate) fn settle<T>(self, settle: impl FnOnce() -> T) -> T {
+        // Not dropped: that would lock the table again, and deadlock if
+        // `settle` unwinds.
+        let id = ManuallyDrop::new(self).id;
+        let mut table = lock();
+        let settled = settle();
+        table.remove(id);
+        settled
+    }
+}
+
+impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot {
-            let temp = TEMPS[slot].swap(ptr::null_mut(), Ordering::SeqCst);
-            // A handler that loaded `temp` before the swap counts itself
-            // running first (both SeqCst): wait for it to be done with it.
-            while HANDLERS_RUNNING.load(Ordering::SeqCst) > 0 {
-                std::thread::yield_now();
+        lock().remove(self.id);
+    }
+}
+
+/// Sets up, where a panic aborts, the panic hook, then the handlers for
+/// [`SIGNALS`] at their default and the thread that acts on them. Best
+/// effort: if the thread cannot start, no handler is installed, and a
+/// signal ends the process without removing the names.
+fn start() {
+    #[cfg(panic = "abort")]
+    unlink_on_panic();
+    let now = Dispositions::read();
+    let signals: Vec<i32> = SIGNALS
+        .into_iter()
+        .filter(|&signal| !now.is_ignored(signal) && !now.is_caught(signal))
+        .collect();
+    if signals.is_empty() {
+        return;
+    }
+    // The handlers are registered on the thread, so that they exist only
+    // if it runs: a handler nobody reads for would swallow its signal.
+    let (ready, ready_rx) = mpsc::sync_channel(1);
+    let thread = std::thread::Builder::new()
+        .name("mkinitrd-signals".into())
+        .spawn(move || match Signals::new(&signals) {
+            Ok(mut caught) => {
+                let _ = ready.send(());
+                for signal in caught.forever() {
+                    end_by(signal);
+                }
             }
-            // SAFETY: `temp` came from Box::into_raw in remove_on_signal,
-            // was in this slot only, and no handler can reach it now.
-            drop(unsafe { Box::from_raw(temp) });
+            // Nothing registered: signal-hook makes its pipe first.
+            Err(_) => drop(ready),
+        });
+    if thread.is_ok() {
+        // The handlers are in place (or never will be) before the first
+        // name is created.
+        let _ = ready_rx.recv();
+    }
+}
+
+/// Unlinks every registered name and ends the process by `signal`, as its
+/// default action would.
+fn end_by(signal: i32) {
+    let table = lock();
+    table.unlink_all();
+    // The table stays locked: no name is created after the look above.
+    let _ = emulate_default_handler(signal);
+    // Not reached: every one of SIGNALS ends the process by default, and
+    // emulate_default_handler aborts where raising it did not.
+    std::process::abort();
+}
+
+/// Adds a panic hook that unlinks the registered names before the panic
+/// aborts the process, then runs the hook there was (which prints the
+/// message).
+#[cfg(panic = "abort")]
+fn unlink_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Not waited for: this thread may hold the table (a panic while a
+        // name changes), or the signal thread, which ends the process.
+        if let Ok(table) = TABLE.try_lock() {
+            table.unlink_all();
         }
-        uninstall_handlers();
-    }
-}
-
-/// Counts one more name and, for the first, installs the handler for each
-/// of [`SIGNALS`] whose action is the default.
-fn install_handlers() {
-    let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
-    installed.names += 1;
-    if installed.names > 1 {
-        return;
-    }
-    for (signal, done) in SIGNALS.into_iter().zip(&mut installed.signals) {
-        if current_handler(signal) != Some(libc::SIG_DFL) {
-            continue;
-        }
-        // SA_RESETHAND: the default action is back as the handler starts,
-        // so the handler's raise ends the process (see remove_temps).
-        *done = set_handler(
-            signal,
-            remove_temps as extern "C" fn(c_int) as usize,
-            libc::SA_RESETHAND,
-        );
-    }
-}
-
-/// Counts one name less and, after the last, puts the default action
-/// back where the handler is still this module's.
-fn uninstall_handlers() {
-    let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
-    installed.names -= 1;
-    if installed.names > 0 {
-        return;
-    }
-    let ours = remove_temps as extern "C" fn(c_int) as usize;
-    for (signal, done) in SIGNALS.into_iter().zip(&mut installed.signals) {
-        if *done && current_handler(signal) == Some(ours) {
-            set_handler(signal, libc::SIG_DFL, 0);
-        }
-        *done = false;
-    }
-}
-
-/// The handler of `signal` (`SIG_DFL`, `SIG_IGN` or a function), if
-/// sigaction(2) tells.
-fn current_handler(signal: c_int) -> Option<libc::sighandler_t> {
-    // SAFETY: sigaction is plain data, for which all zeros is valid.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: a null new action only reads the current one into `old`.
-    let read = unsafe { libc::sigaction(signal, ptr::null(), &mut old) };
-    (read == 0).then_some(old.sa_sigaction)
-}
-
-/// Sets the handler of `signal` to `handler` with `flags`; true when done.
-fn set_handler(signal: c_int, handler: libc::sighandler_t, flags: c_int) -> bool {
-    // SAFETY: sigaction is plain data, for which all zeros is valid (an
-    // empty mask, no restorer: libc adds its own).
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = handler;
-    action.sa_flags = flags;
-    // SAFETY: `action` is initialised; `handler` is SIG_DFL or
-    // remove_temps, whose signature is that of a sa_handler.
-    unsafe { libc::sigaction(signal, &action, ptr::null_mut()) == 0 }
-}
-
-/// The handler: unlinks every registered name, then raises `signal` again,
-/// which, with the default action back (SA_RESETHAND) and the signal
-/// blocked until this returns, ends the process by it.
-extern "C" fn remove_temps(signal: c_int) {
-    HANDLERS_RUNNING.fetch_add(1, Ordering::SeqCst);
-    for slot in &TEMPS {
-        let temp = slot.load(Ordering::SeqCst);
-        if temp.is_null() {
-            continue;
-        }
-        // SAFETY: a registered Temp is freed only after it left its slot
-        // and no handler is running (Registration::drop), and this one
-        // counted itself running before loading it.
-        let temp = unsafe { &*temp };
-        // SAFETY: unlinkat is async-signal-safe; `name` is NUL-terminated
-        // and `dir` is open while the name is registered (the borrow).
-        // Its result does not matter: the name may be gone already.
-        unsafe { libc::unlinkat(temp.dir, temp.name.as_ptr(), 0) };
-    }
-    HANDLERS_RUNNING.fetch_sub(1, Ordering::SeqCst);
-    // SAFETY: raise is async-signal-safe.
-    unsafe { libc::raise(signal) };
+        previous(info);
+    }));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+
+    fn registered(id: u64) -> bool {
+        lock().names.iter().any(|temp| temp.id == id)
+    }
 
     #[test]
-    fn handlers_are_installed_while_a_name_is_registered_only() {
-        // Another test's registration may overlap; SIGPWR is left at its
-        // default by the test harness.
+    fn a_name_is_registered_until_settled_and_the_handlers_stay() {
         let dir = std::fs::File::open(".").unwrap();
-        let ours = remove_temps as extern "C" fn(c_int) as usize;
-        {
-            let _first = remove_on_signal(rustix::fd::AsFd::as_fd(&dir), c".never-created-a");
-            let _second = remove_on_signal(rustix::fd::AsFd::as_fd(&dir), c".never-created-b");
-            assert_eq!(current_handler(libc::SIGPWR), Some(ours));
-        }
-        let installed = INSTALLED.lock().unwrap();
-        if installed.names == 0 {
-            assert_eq!(current_handler(libc::SIGPWR), Some(libc::SIG_DFL));
-        }
+        let (first, ()) = create_registered(dir.as_fd(), c".never-created-a", |_| Ok(())).unwrap();
+        let (second, ()) = create_registered(dir.as_fd(), c".never-created-b", |_| Ok(())).unwrap();
+        let (first_id, second_id) = (first.id, second.id);
+        assert!(registered(first_id) && registered(second_id));
+        // The test harness handles none of these: all are ours now, but
+        // for any ignored when the tests started (nohup).
+        let now = Dispositions::read();
+        assert!(
+            SIGNALS
+                .into_iter()
+                .all(|s| now.is_caught(s) != now.is_ignored(s))
+        );
+        assert_eq!(first.settle(|| 7), 7);
+        assert!(!registered(first_id) && registered(second_id));
+        drop(second);
+        assert!(!registered(second_id));
+        // Kept, to act as the default would (output's tests check that).
+        let now = Dispositions::read();
+        assert!(now.is_caught(SIGTERM) != now.is_ignored(SIGTERM));
+    }
+
+    #[test]
+    fn a_failed_create_leaves_nothing_registered() {
+        let dir = std::fs::File::open(".").unwrap();
+        let name = c".never-created-c";
+        let err = create_registered(dir.as_fd(), name, |_| {
+            Err::<(), _>(rustix::io::Errno::EXIST)
+        })
+        .err();
+        assert_eq!(err, Some(rustix::io::Errno::EXIST));
+        assert!(lock().names.iter().all(|temp| temp.name.as_c_str() != name));
     }
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
+
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A directory under the system temp dir, removed on drop.
@@ -597,21 +599,27 @@ fn dir_names(dir: &Path) -> Vec<String> {
 }
 
 /// A thread reading the FIFO at `fifo` to its end, and a descriptor that
-/// keeps that end away until dropped: the thread's open and reads do not
-/// wait for a writer that may never come, so a test fails rather than
-/// hangs when mkinitrd does not write to the FIFO.
+/// keeps that end away until dropped: the reads do not wait for a writer
+/// that may never come, so a test fails rather than hangs when mkinitrd
+/// does not write to the FIFO.
 fn read_fifo(fifo: &Path) -> (std::thread::JoinHandle<Vec<u8>>, fs::File) {
+    use std::io::Read;
     // O_RDWR on a FIFO opens at once on Linux (fifo(7)), as a writer.
     let keep_open = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(fifo)
         .unwrap();
-    let fifo = fifo.to_path_buf();
-    (
-        std::thread::spawn(move || fs::read(fifo).unwrap()),
-        keep_open,
-    )
+    // Opened here, at once since there is a writer, not on the thread: a
+    // thread that opens it late, after a small image went into the pipe's
+    // buffer and every writer closed, waits for a writer forever.
+    let mut read_end = fs::File::open(fifo).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        read_end.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    (reader, keep_open)
 }
 
 fn file_type(path: &Path) -> fs::FileType {
@@ -792,7 +800,7 @@ fn kill_mid_write(name: &str, signal: i32) -> (TempDir, std::process::ExitStatus
     // 3. Held mid-write, the image's file open and large: the signal.
     let written = written_by(child.id(), out.path());
     assert!(written > BIG_FILE / 2, "{written} bytes written so far");
-    if signal == libc::SIGKILL {
+    if signal == SIGKILL {
         child.kill().unwrap();
     } else {
         let sent = Command::new("kill")
@@ -867,26 +875,26 @@ fn assert_nothing_left(out: &TempDir, status: std::process::ExitStatus, signal: 
 
 #[test]
 fn issue_12_sigkill_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sigkill", libc::SIGKILL);
-    assert_nothing_left(&out, status, libc::SIGKILL);
+    let (out, status) = kill_mid_write("sigkill", SIGKILL);
+    assert_nothing_left(&out, status, SIGKILL);
 }
 
 #[test]
 fn issue_12_sigterm_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sigterm", libc::SIGTERM);
-    assert_nothing_left(&out, status, libc::SIGTERM);
+    let (out, status) = kill_mid_write("sigterm", SIGTERM);
+    assert_nothing_left(&out, status, SIGTERM);
 }
 
 #[test]
 fn issue_12_sigint_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sigint", libc::SIGINT);
-    assert_nothing_left(&out, status, libc::SIGINT);
+    let (out, status) = kill_mid_write("sigint", SIGINT);
+    assert_nothing_left(&out, status, SIGINT);
 }
 
 #[test]
 fn issue_12_sighup_mid_write_leaves_no_temporary_file() {
-    let (out, status) = kill_mid_write("sighup", libc::SIGHUP);
-    assert_nothing_left(&out, status, libc::SIGHUP);
+    let (out, status) = kill_mid_write("sighup", SIGHUP);
+    assert_nothing_left(&out, status, SIGHUP);
 }
 
 /// `--nod`, `--net` and `--manifest -` through the command line: the node,
