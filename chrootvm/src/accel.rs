@@ -94,24 +94,21 @@ pub fn choose(accel: Accel, qemu: &Path, scratch: &Path, debug: bool) -> Result<
         Accel::Auto => {
             if let Some(verdict) = Verdicts::load().lookup(qemu) {
                 if debug {
-                    eprintln!("chrootvm: remembered for this host boot: {verdict}");
+                    note!("remembered for this host boot: {verdict}");
                 }
                 return Ok(if verdict.usable { kvm(true) } else { tcg });
             }
             match probe_kvm(qemu, scratch) {
                 Ok(()) => {
                     if debug {
-                        eprintln!("chrootvm: using KVM");
+                        note!("using KVM");
                     }
                     Verdicts::store(qemu, true, "a test guest reached long mode");
                     Ok(kvm(true))
                 }
                 Err(failure) => {
                     if debug {
-                        eprintln!(
-                            "chrootvm: using TCG (software emulation): {}",
-                            failure.reason
-                        );
+                        note!("using TCG (software emulation): {}", failure.reason);
                     }
                     if failure.definite {
                         Verdicts::store(qemu, false, &failure.reason);

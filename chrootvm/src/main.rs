@@ -4,6 +4,17 @@
 //! command's status, or prints chrootvm's own error as one line and exits
 //! with its documented code.
 
+/// Prints one `chrootvm: ...` line on stderr with a single write, so that
+/// it never interleaves mid-line with what the helpers (virtiofsd, qemu),
+/// which share the stream, write at the same instant.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!("chrootvm: {}\n", format_args!($($arg)*));
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 mod accel;
 mod channels;
 mod cli;
@@ -42,7 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(usage) => {
-            eprintln!("chrootvm: {usage}");
+            note!("{usage}");
             return ExitCode::from(EXIT_SETUP);
         }
     };
@@ -68,7 +79,7 @@ fn main() -> ExitCode {
 fn fail(error: &Error) -> ExitCode {
     // A closed stdout ends us quietly, as SIGPIPE ends a command.
     if !matches!(error, Error::OutputClosed) {
-        eprintln!("chrootvm: {error}");
+        note!("{error}");
     }
     ExitCode::from(error.exit_code())
 }

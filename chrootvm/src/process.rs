@@ -116,12 +116,12 @@ const LAUNCH_FAILED: i32 = 127;
 pub fn launch(mut args: impl Iterator<Item = OsString>) -> ! {
     let parent = args.next().and_then(|p| p.to_str()?.parse::<i32>().ok());
     let Some(program) = args.next() else {
-        eprintln!("chrootvm: the helper launcher needs a parent and a program");
+        note!("the helper launcher needs a parent and a program");
         std::process::exit(LAUNCH_FAILED);
     };
     if let Err(e) = set_parent_process_death_signal(Some(Signal::KILL)) {
-        eprintln!(
-            "chrootvm: cannot tie {} to chrootvm: {}",
+        note!(
+            "cannot tie {} to chrootvm: {}",
             program.to_string_lossy(),
             OsText(&e.into())
         );
@@ -133,8 +133,8 @@ pub fn launch(mut args: impl Iterator<Item = OsString>) -> ! {
         std::process::exit(LAUNCH_FAILED);
     }
     let error = Command::new(&program).args(args).exec();
-    eprintln!(
-        "chrootvm: cannot start {}: {}",
+    note!(
+        "cannot start {}: {}",
         program.to_string_lossy(),
         OsText(&error)
     );

@@ -190,7 +190,7 @@ impl Virtiofsd {
         let as_root = rustix::process::geteuid().is_root();
         let argv = self.argv(export, as_root);
         if debug {
-            eprintln!("chrootvm: running {}", crate::shell_words(&argv));
+            note!("running {}", crate::shell_words(&argv));
         }
         let mut log = if debug {
             None

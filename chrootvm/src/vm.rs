@@ -78,7 +78,7 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         warn_without_resolv_conf(root);
     }
     if debug {
-        eprintln!("chrootvm: {cpus} CPUs, {memory} of memory");
+        note!("{cpus} CPUs, {memory} of memory");
     }
     // Host ports are taken before anything starts, or not at all.
     check_ports(options)?;
@@ -91,8 +91,8 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     };
     let kernel = kernel::find(rootfs.as_deref(), request, &Host::current())?;
     if debug {
-        eprintln!(
-            "chrootvm: kernel {} ({}), modules {}, from {}",
+        note!(
+            "kernel {} ({}), modules {}, from {}",
             kernel.image.display(),
             kernel.version.as_deref().unwrap_or("version unknown"),
             kernel.moddir.display(),
@@ -123,7 +123,7 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         Some(Transport::choose(has_9p)?)
     };
     if debug && let Some(transport) = &transport {
-        eprintln!("chrootvm: sharing directories over {}", transport.fstype());
+        note!("sharing directories over {}", transport.fstype());
     }
 
     // 5. What PID 1 does. A command runs on the terminal when chrootvm has
@@ -159,10 +159,7 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         Some(image) => initramfs::build_before(image, &tree, contents)?,
     };
     if debug {
-        eprintln!(
-            "chrootvm: initramfs with modules {}",
-            initrd.modules.join(", ")
-        );
+        note!("initramfs with modules {}", initrd.modules.join(", "));
     }
 
     // 7. The terminal is the guest's from here on.
@@ -190,16 +187,16 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         deadline: options.timeout.map(|limit| (Instant::now() + limit, limit)),
     };
     if let Some(port) = options.gdb {
-        eprintln!(
-            "chrootvm: gdb stub on 127.0.0.1:{port}; attach with: gdb vmlinux -ex 'target remote 127.0.0.1:{port}'"
+        note!(
+            "gdb stub on 127.0.0.1:{port}; attach with: gdb vmlinux -ex 'target remote 127.0.0.1:{port}'"
         );
     }
     let mut engine = choice.engine;
     let result = loop {
         match boot(&guest, engine, signals) {
             Err(Error::KvmUnusable(what)) if choice.may_fall_back => {
-                eprintln!(
-                    "chrootvm: {what}: booting again under TCG (software emulation), as every run will until the host reboots"
+                note!(
+                    "{what}: booting again under TCG (software emulation), as every run will until the host reboots"
                 );
                 accel::remember_unusable(&qemu_path, &what);
                 engine = Engine::Tcg;
@@ -328,7 +325,7 @@ fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Erro
     };
     let argv = qemu::argv(&machine);
     if debug {
-        eprintln!("chrootvm: running {}", crate::shell_words(&argv));
+        note!("running {}", crate::shell_words(&argv));
     }
     // qemu gets none of our streams but stderr: chrootvm relays the
     // command's stdio and the console.
@@ -369,8 +366,11 @@ fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Erro
             format!("qemu exited ({e})")
         });
         match &channels.last_status {
-            Some(status) => eprint!("chrootvm: {how}; init's last status line: {status}"),
-            None => eprintln!("chrootvm: {how}; init reported no status"),
+            Some(status) => note!(
+                "{how}; init's last status line: {}",
+                status.to_string().trim_end()
+            ),
+            None => note!("{how}; init reported no status"),
         }
     }
     if let Some(exit) = exit
@@ -562,8 +562,8 @@ fn vm_size(options: &Options, image: Option<&Path>) -> Result<(String, u32, bool
 fn warn_without_resolv_conf(root: &Path) {
     let conf = root.join("etc/resolv.conf");
     if conf.symlink_metadata().is_err() {
-        eprintln!(
-            "chrootvm: warning: {} does not exist, so the guest gets no name server (create an empty one)",
+        note!(
+            "warning: {} does not exist, so the guest gets no name server (create an empty one)",
             conf.display()
         );
     }

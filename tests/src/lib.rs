@@ -609,11 +609,12 @@ pub fn start_reaped_with(subreaper: &str, command: &Command, env: &[(&str, &str)
     let start = Instant::now();
     let pid = loop {
         let text = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
-        if let Some(pid) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("subreaper: started "))
+        // The line is one write, but the command may be mid-line on the
+        // same stream, so it need not start a line.
+        if let Some((_, rest)) = text.split_once("subreaper: started ")
+            && let Some((pid, _)) = rest.split_once('\n')
         {
-            break pid.trim().parse().unwrap();
+            break pid.parse().unwrap();
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),

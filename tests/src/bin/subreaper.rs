@@ -14,6 +14,7 @@
 //! the report: for a COMMAND killed by SIGKILL, whose helpers die by the
 //! kernel's parent-death signal an instant after it.
 
+use std::io::Write as _;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!("subreaper: started {}", child.id());
+    // One write: COMMAND shares the stream and may be writing already.
+    let _ = std::io::stderr().write_all(format!("subreaper: started {}\n", child.id()).as_bytes());
     let pid = Pid::from_child(&child);
     // Waits for COMMAND alone: an orphan that exits first is reaped later.
     let status = loop {
