@@ -37,8 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // One write: COMMAND shares the stream and may be writing already.
-    let _ = std::io::stderr().write_all(format!("subreaper: started {}\n", child.id()).as_bytes());
+    line(&format!("subreaper: started {}", child.id()));
     let pid = Pid::from_child(&child);
     // Waits for COMMAND alone: an orphan that exits first is reaped later.
     let status = loop {
@@ -75,11 +74,11 @@ fn main() -> ExitCode {
         }
         let comm = std::fs::read_to_string(format!("/proc/{left}/comm")).unwrap_or_default();
         let cmdline = std::fs::read(format!("/proc/{left}/cmdline")).unwrap_or_default();
-        eprintln!(
+        line(&format!(
             "subreaper: left {left} {} {}",
             comm.trim(),
             String::from_utf8_lossy(&cmdline).replace('\0', " ").trim()
-        );
+        ));
     }
     // Clean up after the report.
     while !children().is_empty() {
@@ -126,4 +125,10 @@ fn children() -> Vec<i32> {
         );
     }
     pids
+}
+
+/// Writes one line on stderr with a single write: COMMAND and what it left
+/// share the stream and may be writing at the same instant.
+fn line(text: &str) {
+    let _ = std::io::stderr().write_all(format!("{text}\n").as_bytes());
 }
