@@ -209,11 +209,14 @@ fn ctrl_c_reaches_the_command_on_a_terminal() {
     let mut child = command.spawn().unwrap();
     drop(command);
     pty.wait_for("vm$ ", 1);
-    pty.type_keys(b"sleep 1000\n");
+    pty.type_keys(b"echo started; sleep 1000\n");
+    // The shell prints "started" once its line editor has put the terminal
+    // back in cooked mode: a Ctrl-C typed earlier, while the editor's raw
+    // mode still held, would be a plain byte that nothing reads.
+    pty.wait_for("started\r\n", 1);
     // A Ctrl-C that reaches the guest ends sleep (or the line before it
     // runs), and the shell prompts again; one that reached chrootvm would
     // end the run with 130, one that reached nothing would leave sleep.
-    pty.wait_for("sleep 1000\r\n", 1);
     pty.type_keys(b"\x03");
     pty.wait_for("vm$ ", 2);
     pty.type_keys(b"exit 5\n");
