@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use init::status::{self, Status};
 use rustix::event::PollFlags;
 
-use crate::error::Error;
+use crate::error::{Error, Step};
 
 /// The console tail kept to show when the VM fails.
 const CONSOLE_KEEP: usize = 256 * 1024;
@@ -231,7 +231,7 @@ impl Channels {
             let path = dir.join(kind.file_name());
             let listener = UnixListener::bind(&path)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|e| Error::Io(format!("listen on {}", path.display()), e))?;
+                .map_err(|e| Error::Host(Step::Listen(path.to_path_buf()), e))?;
             channels.push(Channel {
                 kind,
                 listener: Some(listener),
@@ -535,7 +535,7 @@ impl Channels {
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
                     ) => {}
-                Err(e) => return Err(Error::Io("answer init on the status port".into(), e)),
+                Err(e) => return Err(Error::Host(Step::StatusPort, e)),
             }
         }
         self.acked = true;

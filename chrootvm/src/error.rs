@@ -98,8 +98,8 @@ pub enum Error {
         /// Why not.
         cause: io::Error,
     },
-    /// A host-side operation failed.
-    Io(String, io::Error),
+    /// A step on the host failed.
+    Host(Step, io::Error),
     /// The VM ran past `--timeout`.
     Timeout(Duration),
     /// The VM ended without reaching its system or command.
@@ -226,7 +226,7 @@ impl fmt::Display for Error {
                 "cannot {what} 127.0.0.1:{port}: {} (choose another port)",
                 OsText(cause)
             ),
-            Error::Io(what, e) => write!(f, "cannot {what}: {}", OsText(e)),
+            Error::Host(step, e) => write!(f, "cannot {step}: {}", OsText(e)),
             Error::Timeout(limit) => write!(
                 f,
                 "the VM ran past --timeout {}s and was killed",
@@ -244,6 +244,49 @@ impl fmt::Display for Error {
                 },
                 OsText(e)
             ),
+        }
+    }
+}
+
+/// The host steps that fail only by an operating-system error, named as
+/// the error line says them ("cannot <step>: <os error>").
+#[derive(Debug)]
+pub enum Step {
+    /// Installing chrootvm's signal handlers.
+    SignalHandlers,
+    /// Becoming the child subreaper that reaps the helpers' children.
+    Subreaper,
+    /// Creating the run's temporary directory.
+    TempDir,
+    /// Switching the user's terminal to raw mode.
+    RawTerminal,
+    /// Listening on a channel's socket.
+    Listen(PathBuf),
+    /// Answering init on the status port.
+    StatusPort,
+    /// Creating a log file for virtiofsd.
+    VirtiofsdLog,
+    /// Creating, writing or passing on the in-memory initramfs.
+    Initramfs(&'static str),
+    /// Watching qemu's process for its exit.
+    WatchQemu,
+    /// Waiting for the VM's events.
+    WaitVm,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::SignalHandlers => f.write_str("install signal handlers"),
+            Step::Subreaper => f.write_str("become the reaper of helpers"),
+            Step::TempDir => f.write_str("create a temp directory"),
+            Step::RawTerminal => f.write_str("put the terminal in raw mode"),
+            Step::Listen(path) => write!(f, "listen on {}", path.display()),
+            Step::StatusPort => f.write_str("answer init on the status port"),
+            Step::VirtiofsdLog => f.write_str("create a log for virtiofsd"),
+            Step::Initramfs(what) => write!(f, "{what} the initramfs"),
+            Step::WatchQemu => f.write_str("watch qemu"),
+            Step::WaitVm => f.write_str("wait for the VM"),
         }
     }
 }

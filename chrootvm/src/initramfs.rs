@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use mkinitrd::image::Image;
 use mkinitrd::kmod::ModuleTree;
 
-use crate::error::Error;
+use crate::error::{Error, Step};
 
 /// An initramfs in a memfd.
 pub struct Initramfs {
@@ -85,7 +85,7 @@ pub fn build_before(
         File::open(image_path).map_err(|e| Error::Image(image_path.to_path_buf(), e))?;
     io::copy(&mut image, &mut file).map_err(|e| Error::Image(image_path.to_path_buf(), e))?;
     file.flush()
-        .map_err(|e| Error::Io("write the initramfs".into(), e))?;
+        .map_err(|e| Error::Host(Step::Initramfs("write"), e))?;
     Ok(Initramfs {
         file,
         modules: modules.iter().map(|m| m.name.clone()).collect(),
@@ -94,7 +94,7 @@ pub fn build_before(
 
 fn memfd() -> Result<File, Error> {
     let fd = rustix::fs::memfd_create("initramfs", rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|e| Error::Io("create the initramfs in memory".into(), e.into()))?;
+        .map_err(|e| Error::Host(Step::Initramfs("create in memory"), e.into()))?;
     Ok(File::from(fd))
 }
 
@@ -108,7 +108,7 @@ impl Initramfs {
     pub fn pass_to_child(&self) -> Result<(OwnedFd, PathBuf), Error> {
         // dup(2) leaves close-on-exec off on the copy.
         let fd = rustix::io::dup(&self.file)
-            .map_err(|e| Error::Io("pass the initramfs to qemu".into(), e.into()))?;
+            .map_err(|e| Error::Host(Step::Initramfs("pass to qemu"), e.into()))?;
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         Ok((fd, path))
     }

@@ -33,7 +33,7 @@ mod vm;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use error::{EXIT_SETUP, Error};
+use error::{EXIT_SETUP, Error, Step};
 
 fn main() -> ExitCode {
     // 0. Started by ourselves to launch a helper (see process.rs)?
@@ -60,11 +60,11 @@ fn main() -> ExitCode {
     // 2. Stop signals become events, so cleanup runs on this thread.
     let signals = match signals::Signals::install() {
         Ok(signals) => signals,
-        Err(e) => return fail(&Error::Io("install signal handlers".into(), e)),
+        Err(e) => return fail(&Error::Host(Step::SignalHandlers, e)),
     };
     // 3. Orphans of helpers become ours, so none outlives us.
     if let Err(e) = process::become_subreaper() {
-        return fail(&Error::Io("become the reaper of helpers".into(), e));
+        return fail(&Error::Host(Step::Subreaper, e));
     }
     // 4. The VM; its command's status is ours.
     let result = vm::run(&options, &signals);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
+use crate::error::{Error, Step};
 use crate::process::{Helper, Streams, find_program, is_executable};
 
 /// Where distributions install virtiofsd outside PATH, in SPEC §5's order.
@@ -196,13 +196,13 @@ impl Virtiofsd {
             None
         } else {
             let fd = rustix::fs::memfd_create("virtiofsd-log", rustix::fs::MemfdFlags::CLOEXEC)
-                .map_err(|e| Error::Io("create a log for virtiofsd".into(), e.into()))?;
+                .map_err(|e| Error::Host(Step::VirtiofsdLog, e.into()))?;
             Some(File::from(fd))
         };
         let stderr = match &log {
             Some(file) => Stdio::from(
                 file.try_clone()
-                    .map_err(|e| Error::Io("create a log for virtiofsd".into(), e))?,
+                    .map_err(|e| Error::Host(Step::VirtiofsdLog, e))?,
             ),
             None => Stdio::inherit(),
         };

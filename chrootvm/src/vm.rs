@@ -24,7 +24,7 @@ use rustix::process::{Pid, PidfdFlags, pidfd_open};
 use crate::accel;
 use crate::channels::{Channels, Event, GuestEnd, Kind, Setup, Slot};
 use crate::cli::{DEFAULT_CPUS, DEFAULT_MEMORY, Job, Options, Root, Writes};
-use crate::error::Error;
+use crate::error::{Error, Step};
 use crate::initramfs::{self, Contents, Initramfs};
 use crate::job;
 use crate::kernel::{self, Host, Request};
@@ -107,8 +107,7 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
         package: QEMU_PACKAGE,
     })?;
     let choice = {
-        let probe_dir =
-            TempDir::create("vm").map_err(|e| Error::Io("create a temp directory".into(), e))?;
+        let probe_dir = TempDir::create("vm").map_err(|e| Error::Host(Step::TempDir, e))?;
         accel::choose(options.accel, &qemu_path, probe_dir.path(), debug)?
     };
 
@@ -166,7 +165,7 @@ pub fn run(options: &Options, signals: &Signals) -> Result<u8, Error> {
     if let Some(terminal) = &terminal {
         terminal
             .make_raw()
-            .map_err(|e| Error::Io("put the terminal in raw mode".into(), e))?;
+            .map_err(|e| Error::Host(Step::RawTerminal, e))?;
     }
 
     // 8. Boot; once more under TCG when KVM showed no sign of life.
@@ -238,8 +237,7 @@ struct Guest<'a> {
 fn boot(guest: &Guest<'_>, engine: Engine, signals: &Signals) -> Result<u8, Error> {
     let options = guest.options;
     let debug = options.debug;
-    let mut scratch =
-        TempDir::create("vm").map_err(|e| Error::Io("create a temp directory".into(), e))?;
+    let mut scratch = TempDir::create("vm").map_err(|e| Error::Host(Step::TempDir, e))?;
 
     // The shared directories: a virtiofsd each (socket awaited), or 9p.
     let mut daemons = Vec::new();
@@ -660,7 +658,7 @@ fn wait(
     scratch: &mut TempDir,
 ) -> Result<Option<ExitStatus>, Error> {
     let vm_exit = pidfd_open(Pid::from_child(vm.child()), PidfdFlags::empty())
-        .map_err(|e| Error::Io("watch qemu".into(), e.into()))?;
+        .map_err(|e| Error::Host(Step::WatchQemu, e.into()))?;
     loop {
         if let Some(exit) = vm.try_wait() {
             return match channels.drain()? {
@@ -692,7 +690,7 @@ fn wait(
             );
             match poll(&mut polled, timeout.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Error::Io("wait for the VM".into(), e.into())),
+                Err(e) => return Err(Error::Host(Step::WaitVm, e.into())),
             }
             fds.iter()
                 .zip(&polled[2..])
