@@ -132,3 +132,22 @@ paired_diff() {
 			printf "%.1f", ((n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2) / 1000
 		}'
 }
+
+# peer_error NAME COMMAND: runs COMMAND once; when it fails, prints one
+# line: its first three lines of note (the guest kernel's panic, the
+# peer's own error), else its exit status.
+peer_error() {
+	status=0
+	VMTEST_NO_UI=1 timeout 600 sh -c "$2" </dev/null >"$WORK/$1.out" 2>&1 || status=$?
+	[ "$status" -eq 0 ] && return 0
+	sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/\r//g; s/^\[ *[0-9.]*\] *//; s/^ *//' "$WORK/$1.out" |
+		grep -E 'Kernel panic|VFS: Cannot|Failed|[Ee]rror|not found|[Cc]annot|stuck' | head -n 3 |
+		awk '{ printf "%s%s", (NR > 1 ? "; " : ""), $0 }' | grep . || echo "exit status $status, no message"
+}
+
+# peer_row LABEL NAME: a table row of NAME's medians and paired ratios
+# against ours_host (chrootvm), from interleave.
+peer_row() {
+	eval "pw=\$times_$2; pc=\$cpu_$2"
+	report "| $1 | $(ms_us "$(median $pw)") ms | $(paired_ratio "$pw" "$times_ours_host") | $(ms_us "$(median $pc)") ms | $(paired_ratio "$pc" "$cpu_ours_host") |"
+}
