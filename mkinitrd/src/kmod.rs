@@ -11,9 +11,9 @@
 //! [`ModuleTree::resolve`] turns
 //! requested names and aliases into the module files to pack, in the order
 //! modprobe loads them. The parsers ([`parse_alias`], [`parse_softdep`],
-//! [`parse_weakdep`], [`parse_builtin_modinfo`]) and [`fnmatch`] are pure
-//! functions over the files' contents that never panic, for tests and
-//! fuzzers.
+//! [`parse_weakdep`], [`parse_builtin_modinfo`]) are pure functions over
+//! the files' contents that never panic, for tests and fuzzers; patterns
+//! are matched by [`crate::glob`].
 //!
 //! Deliberately not read: modprobe.d(5) (so blacklists never hide a
 //! requested module, and its `alias`, `softdep`, `options` and `install`
@@ -32,6 +32,7 @@ use std::sync::OnceLock;
 
 use crate::decompress::{self, KernelDecompress};
 use crate::error::Error;
+use crate::glob::{fnmatch, is_literal};
 
 /// depmod's list of modules and their dependencies (depmod(8)).
 pub const MODULES_DEP: &str = "modules.dep";
@@ -164,139 +165,6 @@ pub fn normalize_alias(alias: &str) -> String {
         out.push(if ch == '-' && !in_brackets { '_' } else { ch });
     }
     out
-}
-
-/// fnmatch(3) with no flags, as modprobe matches aliases and softdep module
-/// names: `*` matches any run of characters (`/` included), `?` any one,
-/// `[abc]`, `[a-z]`, `[!a]` or `[^a]` and `[[:digit:]]` one of a set, and
-/// `\` makes the next character literal. A `[` without its `]` is literal.
-///
-/// Works on bytes, which is exact for the ASCII of module aliases. Time is
-/// at most pattern length times text length: there is no backtracking
-/// blow-up, whatever the pattern.
-///
-/// # Example
-/// ```
-/// use mkinitrd::kmod::fnmatch;
-/// assert!(fnmatch("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001042sv*sd*bc*sc*i*"));
-/// assert!(fnmatch("virtio[_-]pci", "virtio_pci"));
-/// assert!(!fnmatch("fs_?", "fs_ext4"));
-/// ```
-pub fn fnmatch(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    // After a `*`: the pattern position after it and the text position it
-    // matches up to. A later mismatch lets the `*` take one more byte; only
-    // the last `*` matters, since `*` matches anything.
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if pi < p.len() {
-            if p[pi] == b'*' {
-                pi += 1;
-                star = Some((pi, ti));
-                continue;
-            }
-            if let Some(&c) = t.get(ti) {
-                let (len, matched) = match_one(p, pi, c);
-                if matched {
-                    pi += len;
-                    ti += 1;
-                    continue;
-                }
-            }
-        } else if ti == t.len() {
-            return true;
-        }
-        match star {
-            Some((after, upto)) if upto < t.len() => {
-                star = Some((after, upto + 1));
-                pi = after;
-                ti = upto + 1;
-            }
-            _ => return false,
-        }
-    }
-}
-
-/// Matches the pattern element at `p[at]` (not `*`) against `c`: the
-/// element's length and whether it matched.
-fn match_one(p: &[u8], at: usize, c: u8) -> (usize, bool) {
-    match p[at] {
-        b'?' => (1, true),
-        b'[' => bracket(p, at, c).unwrap_or((1, c == b'[')),
-        // glibc: a `\` that ends the pattern matches nothing.
-        b'\\' => p.get(at + 1).map_or((1, false), |&next| (2, next == c)),
-        literal => (1, literal == c),
-    }
-}
-
-/// Matches the bracket expression at `p[at]` against `c`: its length and
-/// whether it matched, or `None` when it has no closing `]`.
-fn bracket(p: &[u8], at: usize, c: u8) -> Option<(usize, bool)> {
-    let mut i = at + 1;
-    let negate = matches!(p.get(i), Some(b'!' | b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let b = *p.get(i)?;
-        // A `]` right after `[` or `[!` is a member, not the end.
-        if b == b']' && !first {
-            return Some((i + 1 - at, matched != negate));
-        }
-        first = false;
-        if b == b'[' && p.get(i + 1) == Some(&b':') {
-            let rest = p.get(i + 2..)?;
-            if let Some(len) = rest.windows(2).position(|w| w == b":]") {
-                matched |= in_class(&rest[..len], c);
-                i += 2 + len + 2;
-                continue;
-            }
-        }
-        let (low, next) = escaped(p, i)?;
-        match (p.get(next), p.get(next + 1)) {
-            (Some(b'-'), Some(&end)) if end != b']' => {
-                let (high, after) = escaped(p, next + 1)?;
-                matched |= (low..=high).contains(&c);
-                i = after;
-            }
-            _ => {
-                matched |= low == c;
-                i = next;
-            }
-        }
-    }
-}
-
-/// The byte at `p[i]`, or the one after it when `p[i]` is `\`, and the
-/// position after it.
-fn escaped(p: &[u8], i: usize) -> Option<(u8, usize)> {
-    match *p.get(i)? {
-        b'\\' => Some((*p.get(i + 1)?, i + 2)),
-        b => Some((b, i + 1)),
-    }
-}
-
-/// Whether `c` is in the POSIX class `name` (`[:name:]`), in the C locale.
-/// An unknown class has no members.
-fn in_class(name: &[u8], c: u8) -> bool {
-    match name {
-        b"alnum" => c.is_ascii_alphanumeric(),
-        b"alpha" => c.is_ascii_alphabetic(),
-        b"blank" => c == b' ' || c == b'\t',
-        b"cntrl" => c.is_ascii_control(),
-        b"digit" => c.is_ascii_digit(),
-        b"graph" => c.is_ascii_graphic(),
-        b"lower" => c.is_ascii_lowercase(),
-        b"print" => c.is_ascii_graphic() || c == b' ',
-        b"punct" => c.is_ascii_punctuation(),
-        b"space" => c.is_ascii_whitespace() || c == 0x0b,
-        b"upper" => c.is_ascii_uppercase(),
-        b"xdigit" => c.is_ascii_hexdigit(),
-        _ => false,
-    }
 }
 
 /// A bad line of a text index: its number from 1 and what is wrong.
@@ -1088,7 +956,7 @@ impl PatternIndex {
     fn new<'a>(patterns: impl Iterator<Item = &'a str>) -> PatternIndex {
         let mut index = PatternIndex::default();
         for (i, pattern) in patterns.enumerate() {
-            if pattern.contains(['*', '?', '[', '\\']) {
+            if !is_literal(pattern) {
                 index.globs.push(i);
             } else {
                 index
@@ -2007,64 +1875,6 @@ alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
             "acpi*:PNP0C0[A-F]:*_x"
         );
         assert_eq!(normalize_alias("a[-b"), "a[-b");
-    }
-
-    #[test]
-    fn fnmatch_wildcards() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("", "", true),
-            ("", "a", false),
-            ("*", "", true),
-            ("*", "anything/with/slashes", true),
-            ("a*b*c", "aXXbYYc", true),
-            ("a*b*c", "aXXbYY", false),
-            ("a*c", "abcbc", true),
-            ("**a", "ba", true),
-            ("?", "a", true),
-            ("?", "", false),
-            ("a?c", "abc", true),
-            ("[abc]x", "bx", true),
-            ("[abc]x", "dx", false),
-            ("[a-c]", "b", true),
-            ("[!a-c]", "b", false),
-            ("[^a-c]", "d", true),
-            ("[]]", "]", true),
-            ("[!]]", "]", false),
-            ("[a-]", "-", true),
-            ("[[:digit:]]1", "71", true),
-            ("[[:upper:]]", "a", false),
-            ("[[:nope:]]", "a", false),
-            ("[", "[", true),
-            ("[ab", "[ab", true),
-            ("a\\*", "a*", true),
-            ("a\\*", "ab", false),
-            ("a\\", "a\\", false),
-            ("[\\]]", "]", true),
-            (
-                "pci:v00001AF4d*sv*sd*bc*sc*i*",
-                "pci:v00001AF4d00001042sv*sd*bc*sc*i*",
-                true,
-            ),
-            (
-                "pci:v00001AF4d*sv*sd*bc*sc*i*",
-                "pci:v00008086d00001042sv*sd*bc*sc*i*",
-                false,
-            ),
-        ];
-        for &(pattern, text, want) in cases {
-            assert_eq!(
-                fnmatch(pattern, text),
-                want,
-                "fnmatch({pattern:?}, {text:?})"
-            );
-        }
-    }
-
-    #[test]
-    fn fnmatch_has_no_exponential_backtracking() {
-        let pattern = "*a".repeat(200) + "b";
-        let text = "a".repeat(5000);
-        assert!(!fnmatch(&pattern, &text));
     }
 
     #[test]

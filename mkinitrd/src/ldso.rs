@@ -53,6 +53,7 @@ use std::sync::Arc;
 
 use crate::elf::{self, Class, Dynamic, EM_386, EM_AARCH64, EM_X86_64};
 use crate::error::Error;
+use crate::glob::{fnmatch_name, is_literal};
 
 /// Where a program name is looked up, in order: the root `PATH` of Debian's
 /// `/etc/profile` and login.defs.
@@ -1018,11 +1019,14 @@ impl Resolver {
 
     /// The absolute paths under the sysroot matching glob(7) `pattern`,
     /// sorted. As glob(3) without `GLOB_ERR`, unreadable directories match
-    /// nothing, and `*` and `?` do not match a leading dot.
+    /// nothing, and each component is matched by
+    /// [`crate::glob::fnmatch_name`] (so a leading dot only by a dot).
     fn glob(&mut self, pattern: &str) -> Vec<String> {
         let mut matches = vec![String::new()];
         for part in pattern.split('/').filter(|p| !p.is_empty()) {
-            if !part.contains(['*', '?', '[']) {
+            // As glob(3): a part with no pattern byte is looked up, not
+            // matched; one with a `\` is matched, so the `\` quotes.
+            if is_literal(part) {
                 for path in &mut matches {
                     path.push('/');
                     path.push_str(part);
@@ -1041,8 +1045,7 @@ impl Resolver {
                     let Ok(name) = entry.file_name().into_string() else {
                         continue;
                     };
-                    let hidden = name.starts_with('.') && !part.starts_with('.');
-                    if !hidden && fnmatch(part.as_bytes(), name.as_bytes()) {
+                    if fnmatch_name(part, &name) {
                         next.push(format!("{dir}/{name}"));
                     }
                 }
@@ -1180,81 +1183,6 @@ fn dst_len(s: &str, name: &str) -> Option<usize> {
         .next()
         .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
     (!runs_on).then_some(name.len())
-}
-
-/// glob(7) matching of one path component: `*`, `?`, `[...]` with `!` or
-/// `^` negation and ranges, `\` quoting; byte-wise. Linear backtracking on
-/// the last `*`, so hostile patterns cost at most `pattern * name` steps.
-fn fnmatch(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    // Where to resume after the last `*`: its pattern index and the name
-    // index it is trying to stop at.
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        if pattern.get(p) == Some(&b'*') {
-            star = Some((p, n));
-            p += 1;
-            continue;
-        }
-        if let Some(next) = match_one(pattern, p, name[n]) {
-            p = next;
-            n += 1;
-            continue;
-        }
-        match star {
-            Some((star_p, star_n)) => {
-                p = star_p + 1;
-                n = star_n + 1;
-                star = Some((star_p, star_n + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|&b| b == b'*')
-}
-
-/// The pattern index after the element at `p` when that element matches
-/// byte `c`; `None` when it does not or the pattern has ended.
-fn match_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
-    match *pattern.get(p)? {
-        b'?' => Some(p + 1),
-        b'\\' if p + 1 < pattern.len() => (pattern[p + 1] == c).then_some(p + 2),
-        b'[' => match match_class(pattern, p, c) {
-            Some((true, next)) => Some(next),
-            Some((false, _)) => None,
-            // No closing `]`: a plain `[`.
-            None => (c == b'[').then_some(p + 1),
-        },
-        literal => (literal == c).then_some(p + 1),
-    }
-}
-
-/// Matches `c` against the bracket expression at `pattern[p] == '['`:
-/// whether it matches and the index after the closing `]`, or `None` when
-/// there is no closing `]`.
-fn match_class(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
-    let mut i = p + 1;
-    let negate = matches!(pattern.get(i), Some(b'!' | b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let lo = *pattern.get(i)?;
-        if lo == b']' && !first {
-            return Some((matched != negate, i + 1));
-        }
-        first = false;
-        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&b| b != b']') {
-            let hi = pattern[i + 2];
-            matched |= lo <= c && c <= hi;
-            i += 3;
-        } else {
-            matched |= lo == c;
-            i += 1;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1569,6 +1497,22 @@ mod tests {
         );
     }
 
+    /// Issue 15: ld.so.conf's globs had no POSIX classes and took a `\\`
+    /// literally, where ldconfig's glob(3) (fnmatch(3)) has classes and
+    /// quotes with it.
+    #[test]
+    fn ld_so_conf_includes_glob_as_glibc_does() {
+        let root = plain("conf-classes");
+        root.0.write(
+            "etc/ld.so.conf",
+            b"include ld.so.conf.d/lib[[:digit:]].conf\ninclude ld.so.conf.d/x\\.conf\n",
+        );
+        root.0.write("etc/ld.so.conf.d/lib1.conf", b"/opt/one\n");
+        root.0.write("etc/ld.so.conf.d/libx.conf", b"/opt/x\n");
+        root.0.write("etc/ld.so.conf.d/x.conf", b"/opt/quoted\n");
+        assert_eq!(root.resolver().conf_dirs, ["/opt/one", "/opt/quoted"]);
+    }
+
     #[test]
     fn conf_dirs_that_are_default_dirs_need_no_cache() {
         let root = plain("conf-default");
@@ -1837,47 +1781,6 @@ mod tests {
         );
         let err = resolver.add_path("/lib").unwrap_err();
         assert!(matches!(err, Error::NotRegularFile { .. }), "{err}");
-    }
-
-    #[test]
-    fn glob_patterns_match_as_glob_does() {
-        let yes = [
-            ("*.conf", "a.conf"),
-            ("*", "x"),
-            ("a*b*c", "aXbYbc"),
-            ("?.c", "x.c"),
-            ("[a-c]x", "bx"),
-            ("[!a-c]x", "dx"),
-            ("[^a]", "b"),
-            ("[]]", "]"),
-            ("[a-]", "-"),
-            ("\\*", "*"),
-            ("[", "["),
-            ("**", ""),
-        ];
-        for (pattern, name) in yes {
-            assert!(
-                fnmatch(pattern.as_bytes(), name.as_bytes()),
-                "{pattern} {name}"
-            );
-        }
-        let no = [
-            ("*.conf", "a.conf~"),
-            ("?", ""),
-            ("[a-c]x", "dx"),
-            ("[!a]", "a"),
-            ("\\*", "x"),
-            ("a*b", "ac"),
-        ];
-        for (pattern, name) in no {
-            assert!(
-                !fnmatch(pattern.as_bytes(), name.as_bytes()),
-                "{pattern} {name}"
-            );
-        }
-        // Hostile patterns stay quadratic at worst.
-        let long = "a".repeat(2000);
-        assert!(!fnmatch("*a*a*a*a*a*b".as_bytes(), long.as_bytes()));
     }
 
     #[test]

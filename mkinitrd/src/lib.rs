@@ -19,6 +19,7 @@ pub mod decompress;
 pub mod elf;
 pub mod error;
 pub mod firmware;
+pub mod glob;
 pub mod image;
 pub mod init_binary;
 pub mod kernel;
