@@ -375,7 +375,7 @@ fn names_root(path: &str) -> bool {
 fn check_target(path: &str, target: &str) -> Result<String, String> {
     match cpio::check_symlink_target(path, target) {
         Ok(()) => Ok(target.to_string()),
-        Err(Error::BadPath { problem, .. }) => Err(problem.to_string()),
+        Err(cpio::WriteError::BadPath { problem, .. }) => Err(problem.to_string()),
         Err(other) => Err(other.to_string()),
     }
 }

@@ -21,10 +21,9 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::mem;
+use std::path::PathBuf;
 
-use crate::error::Error;
-use crate::image::PathProblem;
-use crate::output::copy_into;
+use crate::sink::{FileSink, SinkError, copy_into, read_into};
 
 /// Magic of a newc header: ASCII, no checksum. The kernel unpacks nothing else.
 pub const NEWC_MAGIC: &[u8; 6] = b"070701";
@@ -182,17 +181,17 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes a directory entry.
-    pub fn write_dir(&mut self, name: &str, mode: u32, mtime: u32) -> Result<(), Error> {
+    pub fn write_dir(&mut self, name: &str, mode: u32, mtime: u32) -> Result<(), WriteError> {
         self.write_entry(name, S_IFDIR | (mode & PERMISSION_BITS), 2, mtime, &[])
     }
 
     /// Writes a regular file whose `size` bytes come from `data`.
     ///
-    /// Exactly `size` bytes are copied. Errors: [`Error::TooLarge`] for
+    /// Exactly `size` bytes are copied. Errors: [`WriteError::TooLarge`] for
     /// files of 4 GiB or more (before anything is written),
-    /// [`Error::ReadFile`] / [`Error::FileChanged`] when `data` fails or
+    /// [`WriteError::ReadFile`] / [`WriteError::FileChanged`] when `data` fails or
     /// ends early (they name the archive path; [`crate::image::Image`]
-    /// replaces it with the host path), [`Error::WriteImage`].
+    /// replaces it with the host path), [`WriteError::Write`].
     pub fn write_file<R: Read>(
         &mut self,
         name: &str,
@@ -200,7 +199,7 @@ impl<W: Write> Writer<W> {
         mtime: u32,
         size: u64,
         data: &mut R,
-    ) -> Result<(), Error> {
+    ) -> Result<(), WriteError> {
         self.write_file_header(name, mode, mtime, size)?;
         self.copy_data(name, size, data)?;
         self.write_padding(ALIGN)
@@ -213,7 +212,7 @@ impl<W: Write> Writer<W> {
         mode: u32,
         mtime: u32,
         data: &[u8],
-    ) -> Result<(), Error> {
+    ) -> Result<(), WriteError> {
         self.write_entry(name, S_IFREG | (mode & PERMISSION_BITS), 1, mtime, data)
     }
 
@@ -222,7 +221,12 @@ impl<W: Write> Writer<W> {
     /// The target is the entry's data, without a NUL. Targets that are empty,
     /// hold a NUL or are longer than [`PATH_MAX`] are refused, as the kernel
     /// would refuse them when unpacking.
-    pub fn write_symlink(&mut self, name: &str, target: &str, mtime: u32) -> Result<(), Error> {
+    pub fn write_symlink(
+        &mut self,
+        name: &str,
+        target: &str,
+        mtime: u32,
+    ) -> Result<(), WriteError> {
         check_symlink_target(name, target)?;
         self.write_entry(name, S_IFLNK | 0o777, 1, mtime, target.as_bytes())
     }
@@ -236,7 +240,7 @@ impl<W: Write> Writer<W> {
         minor: u32,
         mode: u32,
         mtime: u32,
-    ) -> Result<(), Error> {
+    ) -> Result<(), WriteError> {
         let ino = self.take_ino();
         self.write_header(&Header {
             ino,
@@ -253,7 +257,7 @@ impl<W: Write> Writer<W> {
 
     /// Ends the archive: writes the `TRAILER!!!` entry, pads to
     /// [`BLOCK_SIZE`], and gives back the output (not flushed).
-    pub fn finish(mut self) -> Result<W, Error> {
+    pub fn finish(mut self) -> Result<W, WriteError> {
         // The trailer is all zeros but for c_nlink and c_namesize, as
         // gen_init_cpio's cpio_trailer writes it.
         self.write_header(&Header {
@@ -279,8 +283,8 @@ impl<W: Write> Writer<W> {
         mode: u32,
         mtime: u32,
         size: u64,
-    ) -> Result<(), Error> {
-        let filesize = u32::try_from(size).map_err(|_| Error::TooLarge {
+    ) -> Result<(), WriteError> {
+        let filesize = u32::try_from(size).map_err(|_| WriteError::TooLarge {
             what: name.to_string(),
             size,
         })?;
@@ -306,8 +310,8 @@ impl<W: Write> Writer<W> {
         nlink: u32,
         mtime: u32,
         data: &[u8],
-    ) -> Result<(), Error> {
-        let filesize = u32::try_from(data.len()).map_err(|_| Error::TooLarge {
+    ) -> Result<(), WriteError> {
+        let filesize = u32::try_from(data.len()).map_err(|_| WriteError::TooLarge {
             what: name.to_string(),
             size: data.len() as u64,
         })?;
@@ -336,7 +340,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes the header, the NUL-terminated name and the padding after them.
-    fn write_header(&mut self, h: &Header<'_>) -> Result<(), Error> {
+    fn write_header(&mut self, h: &Header<'_>) -> Result<(), WriteError> {
         let name = check_name(h.name, h.ino == 0)?;
         let namelen = if h.align_data {
             aligned_name_len(self.offset, name.len())
@@ -344,7 +348,7 @@ impl<W: Write> Writer<W> {
             name.len() + 1
         };
         // At most PATH_MAX (check_name, aligned_name_len), so this fits.
-        let namesize = u32::try_from(namelen).map_err(|_| Error::TooLarge {
+        let namesize = u32::try_from(namelen).map_err(|_| WriteError::TooLarge {
             what: name.to_string(),
             size: name.len() as u64,
         })?;
@@ -373,7 +377,12 @@ impl<W: Write> Writer<W> {
     }
 
     /// Copies exactly `size` bytes of `data` into the archive.
-    fn copy_data<R: Read>(&mut self, name: &str, size: u64, data: &mut R) -> Result<(), Error> {
+    fn copy_data<R: Read>(
+        &mut self,
+        name: &str,
+        size: u64,
+        data: &mut R,
+    ) -> Result<(), WriteError> {
         const COPY_BUF: u64 = 128 * 1024;
         let mut buf = vec![0; usize::try_from(size.min(COPY_BUF)).unwrap_or(0)];
         let mut left = size;
@@ -381,7 +390,7 @@ impl<W: Write> Writer<W> {
             let want = usize::try_from(left).map_or(buf.len(), |left| left.min(buf.len()));
             let n = match data.read(&mut buf[..want]) {
                 Ok(0) => {
-                    return Err(Error::FileChanged {
+                    return Err(WriteError::FileChanged {
                         path: name.into(),
                         expected: size,
                     });
@@ -389,7 +398,7 @@ impl<W: Write> Writer<W> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    return Err(Error::ReadFile {
+                    return Err(WriteError::ReadFile {
                         path: name.into(),
                         source,
                     });
@@ -402,7 +411,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes zeros up to the next multiple of `align`.
-    fn write_padding(&mut self, align: u64) -> Result<(), Error> {
+    fn write_padding(&mut self, align: u64) -> Result<(), WriteError> {
         let pad = self.offset.next_multiple_of(align) - self.offset;
         io::copy(&mut io::repeat(0).take(pad), &mut self.out).map_err(write_error)?;
         self.offset += pad;
@@ -410,7 +419,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes `bytes` and advances the offset.
-    fn emit(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    fn emit(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
         self.out.write_all(bytes).map_err(write_error)?;
         self.offset += bytes.len() as u64;
         Ok(())
@@ -423,7 +432,7 @@ impl<W: FileSink> Writer<W> {
     /// through a buffer of the writer's. The bytes written are the same as
     /// [`Writer::write_file`]'s.
     ///
-    /// Errors: those of [`Writer::write_file`], and [`Error::CopyFile`]
+    /// Errors: those of [`Writer::write_file`], and [`WriteError::CopyFile`]
     /// when a copy in the kernel fails (its errno does not say which end).
     pub fn copy_file(
         &mut self,
@@ -432,22 +441,22 @@ impl<W: FileSink> Writer<W> {
         mtime: u32,
         size: u64,
         data: &File,
-    ) -> Result<(), Error> {
+    ) -> Result<(), WriteError> {
         self.write_file_header(name, mode, mtime, size)?;
         let copied = self.out.append_file(data, size).map_err(|e| match e {
-            SinkError::Read(source) => Error::ReadFile {
+            SinkError::Read(source) => WriteError::ReadFile {
                 path: name.into(),
                 source,
             },
             SinkError::Write(source) => write_error(source),
-            SinkError::Copy(source) => Error::CopyFile {
+            SinkError::Copy(source) => WriteError::CopyFile {
                 path: name.into(),
                 source,
             },
         })?;
         self.offset += copied;
         if copied < size {
-            return Err(Error::FileChanged {
+            return Err(WriteError::FileChanged {
                 path: name.into(),
                 expected: size,
             });
@@ -456,29 +465,9 @@ impl<W: FileSink> Writer<W> {
     }
 }
 
-/// An output that takes the data of a host file whole, for
-/// [`Writer::copy_file`]: a file, which copies it in the kernel, or a
-/// buffer that reads it straight in (`crate::write` has one).
-pub trait FileSink: Write {
-    /// Appends the `len` bytes of `file` that follow its position, and
-    /// returns how many it appended: fewer only when `file` ends first.
-    fn append_file(&mut self, file: &File, len: u64) -> Result<u64, SinkError>;
-}
-
-/// Why a [`FileSink`] failed.
-#[derive(Debug)]
-pub enum SinkError {
-    /// Reading the host file failed.
-    Read(io::Error),
-    /// Writing the output failed.
-    Write(io::Error),
-    /// A copy in the kernel failed: its errno does not say which end.
-    Copy(io::Error),
-}
-
 impl FileSink for BufWriter<&File> {
     /// Files of [`DATA_ALIGN`] bytes or more are copied by
-    /// [`crate::output::copy_into`] (`copy_file_range(2)`, which shares
+    /// [`copy_into`] (`copy_file_range(2)`, which shares
     /// extents on copy-on-write filesystems; the data is aligned for it),
     /// after the buffer is flushed so that the header lands before the
     /// data. Smaller files are read into the buffer, which costs fewer
@@ -490,45 +479,6 @@ impl FileSink for BufWriter<&File> {
         self.flush().map_err(SinkError::Write)?;
         copy_into(self.get_ref(), file, len).map_err(SinkError::Copy)
     }
-}
-
-/// Where in a page the buffers that host files are read into start. Host
-/// file data is page-aligned in the page cache and in the archive
-/// ([`DATA_ALIGN`]), and on some x86 CPUs a copy between addresses at the
-/// same offset in their pages is several times slower: reading 25 MB into
-/// a page-aligned buffer took 13 ms, into one 64 bytes further 4.8 ms (AMD
-/// EPYC, `rep movsb`).
-pub(crate) const BUFFER_SKEW: usize = 64;
-/// The page size [`BUFFER_SKEW`] is counted in.
-pub(crate) const PAGE: usize = 4096;
-
-/// A zeroed buffer with room for `len` bytes from the offset it comes
-/// with, which is [`BUFFER_SKEW`] bytes into a page. Zeroed memory costs
-/// only the pages that get used.
-pub(crate) fn skewed_buffer(len: usize) -> (Vec<u8>, usize) {
-    let buf = vec![0; len + PAGE];
-    let start = (PAGE + BUFFER_SKEW - buf.as_ptr().addr() % PAGE) % PAGE;
-    (buf, start)
-}
-
-/// Appends up to `len` bytes of `file` to `out` through a buffer; fewer
-/// only when `file` ends first.
-fn read_into(out: &mut impl Write, mut file: &File, len: u64) -> Result<u64, SinkError> {
-    // Files below DATA_ALIGN come here: one read of them fits.
-    let mut buf = [0; 4096];
-    let mut copied = 0;
-    while copied < len {
-        let want = usize::try_from(len - copied).map_or(buf.len(), |left| left.min(buf.len()));
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(SinkError::Read(e)),
-        };
-        out.write_all(&buf[..n]).map_err(SinkError::Write)?;
-        copied += n as u64;
-    }
-    Ok(copied)
 }
 
 /// The c_namesize that makes the data of an entry whose header starts at
@@ -545,9 +495,78 @@ fn aligned_name_len(offset: u64, name_len: usize) -> usize {
     }
 }
 
+/// Why writing an archive failed: [`Writer`]'s error. Names are archive
+/// names; the caller knows the host file behind one.
+#[derive(Debug)]
+pub enum WriteError {
+    /// A file or name is too big for the 32-bit newc size fields.
+    TooLarge {
+        /// The archive name.
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A file's data ended before the size given for it.
+    FileChanged {
+        /// The archive name.
+        path: PathBuf,
+        /// The size it was to have.
+        expected: u64,
+    },
+    /// A file's data could not be read.
+    ReadFile {
+        /// The archive name.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The kernel's file-to-file copy of a file's data failed.
+    CopyFile {
+        /// The archive name.
+        path: PathBuf,
+        /// The OS error (`copy_file_range(2)` has one for both ends).
+        source: io::Error,
+    },
+    /// The output could not be written.
+    Write {
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A name or symlink target the kernel would not unpack.
+    BadPath {
+        /// The archive name.
+        path: String,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::TooLarge { what, size } => {
+                write!(f, "{what}: {size} bytes is over the newc limit of 4 GiB")
+            }
+            WriteError::FileChanged { path, expected } => {
+                write!(f, "{}: shorter than {expected} bytes", path.display())
+            }
+            WriteError::ReadFile { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            WriteError::CopyFile { path, source } => {
+                write!(f, "cannot copy {}: {source}", path.display())
+            }
+            WriteError::Write { source } => write!(f, "cannot write: {source}"),
+            WriteError::BadPath { path, problem } => write!(f, "{path}: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
 /// Wraps an error of the output.
-fn write_error(source: io::Error) -> Error {
-    Error::WriteImage { path: None, source }
+fn write_error(source: io::Error) -> WriteError {
+    WriteError::Write { source }
 }
 
 /// Appends `value` as 8 uppercase hex digits, as gen_init_cpio's `%08lX`.
@@ -560,7 +579,7 @@ fn push_hex(out: &mut Vec<u8>, value: u32) {
 
 /// Strips a leading `/` (as gen_init_cpio does) and refuses names the kernel
 /// would not unpack, and the trailer's name unless writing the trailer.
-fn check_name(name: &str, is_trailer: bool) -> Result<&str, Error> {
+fn check_name(name: &str, is_trailer: bool) -> Result<&str, WriteError> {
     let name = name.trim_start_matches('/');
     let problem = if name.is_empty() {
         Some(PathProblem::Empty)
@@ -574,7 +593,7 @@ fn check_name(name: &str, is_trailer: bool) -> Result<&str, Error> {
         None
     };
     match problem {
-        Some(problem) => Err(Error::BadPath {
+        Some(problem) => Err(WriteError::BadPath {
             path: name.to_string(),
             problem,
         }),
@@ -584,7 +603,7 @@ fn check_name(name: &str, is_trailer: bool) -> Result<&str, Error> {
 
 /// Refuses symlink targets the kernel would not unpack (init/initramfs.c
 /// skips symlinks longer than PATH_MAX).
-pub(crate) fn check_symlink_target(name: &str, target: &str) -> Result<(), Error> {
+pub(crate) fn check_symlink_target(name: &str, target: &str) -> Result<(), WriteError> {
     let problem = if target.is_empty() {
         PathProblem::EmptyTarget
     } else if target.contains('\0') {
@@ -594,11 +613,62 @@ pub(crate) fn check_symlink_target(name: &str, target: &str) -> Result<(), Error
     } else {
         return Ok(());
     };
-    Err(Error::BadPath {
+    Err(WriteError::BadPath {
         path: name.to_string(),
         problem,
     })
 }
+
+/// Why a path cannot be used in the image (an archive name, or the image
+/// model's paths, which [`crate::image`] normalises).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathProblem {
+    /// Nothing is left after normalising (`""`, `/`, `./`).
+    Empty,
+    /// A `..` component, which could point outside the image.
+    DotDot,
+    /// A NUL byte, which ends a name in the archive.
+    Nul,
+    /// Longer than the kernel accepts ([`PATH_MAX`] with its NUL).
+    TooLong,
+    /// The name that ends a cpio archive.
+    Trailer,
+    /// An empty symlink target.
+    EmptyTarget,
+    /// A symlink target longer than [`PATH_MAX`].
+    TargetTooLong,
+}
+
+impl fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathProblem::Empty => "the path is empty or names the image root",
+            PathProblem::DotDot => "the path has a \"..\" component (paths stay inside the image)",
+            PathProblem::Nul => "it holds a NUL byte",
+            PathProblem::TooLong => "the path is longer than PATH_MAX (4096)",
+            PathProblem::Trailer => "TRAILER!!! is the name that ends a cpio archive",
+            PathProblem::EmptyTarget => "the symlink target is empty",
+            PathProblem::TargetTooLong => "the symlink target is longer than PATH_MAX (4096)",
+        })
+    }
+}
+
+/// Why reading an archive failed: [`Reader`]'s error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    /// Byte offset in the input where the problem is.
+    pub offset: u64,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at byte {}: {}", self.offset, self.problem)
+    }
+}
+
+impl std::error::Error for ReadError {}
 
 /// One entry of an archive, as read back by [`Reader`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -838,9 +908,9 @@ impl Reader {
 
     /// Reads `chunk`, calling `on_entry` for each entry completed in it.
     ///
-    /// Errors: [`Error::BadArchive`] with the offset of the bad header (or
+    /// Errors: [`ReadError`] with the offset of the bad header (or
     /// byte) and what is wrong with it.
-    pub fn feed(&mut self, chunk: &[u8], mut on_entry: impl FnMut(Entry)) -> Result<(), Error> {
+    pub fn feed(&mut self, chunk: &[u8], mut on_entry: impl FnMut(Entry)) -> Result<(), ReadError> {
         self.feed_until(chunk, false, &mut on_entry).map(|_| ())
     }
 
@@ -856,7 +926,7 @@ impl Reader {
         &mut self,
         chunk: &[u8],
         mut on_entry: impl FnMut(Entry),
-    ) -> Result<usize, Error> {
+    ) -> Result<usize, ReadError> {
         self.feed_until(chunk, true, &mut on_entry)
     }
 
@@ -867,7 +937,7 @@ impl Reader {
         chunk: &[u8],
         stop_at_foreign: bool,
         on_entry: &mut dyn FnMut(Entry),
-    ) -> Result<usize, Error> {
+    ) -> Result<usize, ReadError> {
         self.check_failed()?;
         let mut input = chunk;
         loop {
@@ -876,14 +946,14 @@ impl Reader {
                 Ok(Step::NeedInput | Step::Foreign) => return Ok(chunk.len() - input.len()),
                 Err((offset, problem)) => {
                     self.failed = Some((offset, problem.clone()));
-                    return Err(Error::BadArchive { offset, problem });
+                    return Err(ReadError { offset, problem });
                 }
             }
         }
     }
 
     /// Ends the input: an error unless it ended after a complete archive.
-    pub fn finish(self) -> Result<(), Error> {
+    pub fn finish(self) -> Result<(), ReadError> {
         self.check_failed()?;
         let problem = match &self.state {
             State::Gap if self.archives > 0 => return Ok(()),
@@ -897,16 +967,16 @@ impl Reader {
             State::Data { name, .. } => Problem::Truncated(format!("the data of {name}")),
             State::DataPad { .. } => Problem::Truncated("the padding after an entry".into()),
         };
-        Err(Error::BadArchive {
+        Err(ReadError {
             offset: self.offset,
             problem,
         })
     }
 
     /// Returns the first error again, if there was one.
-    fn check_failed(&self) -> Result<(), Error> {
+    fn check_failed(&self) -> Result<(), ReadError> {
         match &self.failed {
-            Some((offset, problem)) => Err(Error::BadArchive {
+            Some((offset, problem)) => Err(ReadError {
                 offset: *offset,
                 problem: problem.clone(),
             }),
@@ -1149,7 +1219,7 @@ fn make_entry(offset: u64, name: String, fields: &Fields) -> Entry {
 }
 
 /// Reads all entries of `data`, which must end after a complete archive.
-pub fn read_archive(data: &[u8]) -> Result<Vec<Entry>, Error> {
+pub fn read_archive(data: &[u8]) -> Result<Vec<Entry>, ReadError> {
     let mut reader = Reader::new();
     let mut entries = Vec::new();
     reader.feed(data, |entry| entries.push(entry))?;
@@ -1177,7 +1247,7 @@ mod tests {
     }
 
     /// Reads `data` fed in chunks of `size` bytes.
-    fn read_chunked(data: &[u8], size: usize) -> Result<Vec<Entry>, Error> {
+    fn read_chunked(data: &[u8], size: usize) -> Result<Vec<Entry>, ReadError> {
         let mut reader = Reader::new();
         let mut entries = Vec::new();
         for chunk in data.chunks(size) {
@@ -1187,9 +1257,9 @@ mod tests {
         Ok(entries)
     }
 
-    fn bad_archive(result: Result<Vec<Entry>, Error>) -> (u64, Problem) {
+    fn bad_archive(result: Result<Vec<Entry>, ReadError>) -> (u64, Problem) {
         match result {
-            Err(Error::BadArchive { offset, problem }) => (offset, problem),
+            Err(ReadError { offset, problem }) => (offset, problem),
             other => panic!("expected BadArchive, got {other:?}"),
         }
     }
@@ -1315,7 +1385,7 @@ mod tests {
         let err = read_archive(&bytes).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "cannot read the archive at byte 0: bad magic \"070707\" (this is an odc \
+            "at byte 0: bad magic \"070707\" (this is an odc \
              (old portable) cpio archive, not newc; repack it with cpio -H newc)"
         );
     }
@@ -1478,7 +1548,7 @@ mod tests {
         bytes[0] = b'X';
         assert!(reader.feed(&bytes, |_| {}).is_err());
         let again = reader.feed(&sample(), |_| panic!("no entries after an error"));
-        assert!(matches!(again, Err(Error::BadArchive { offset: 0, .. })));
+        assert!(matches!(again, Err(ReadError { offset: 0, .. })));
     }
 
     #[test]
@@ -1489,7 +1559,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             err,
-            Error::TooLarge {
+            WriteError::TooLarge {
                 size: 4_294_967_296,
                 ..
             }
@@ -1503,7 +1573,7 @@ mod tests {
         let err = w
             .write_file("init", 0o755, 0, 10, &mut &b"abc"[..])
             .unwrap_err();
-        assert!(matches!(err, Error::FileChanged { expected: 10, .. }));
+        assert!(matches!(err, WriteError::FileChanged { expected: 10, .. }));
     }
 
     #[test]
@@ -1511,7 +1581,7 @@ mod tests {
         let mut w = Writer::new(Vec::new());
         for name in ["", "/", "a\0b", TRAILER] {
             assert!(
-                matches!(w.write_dir(name, 0o755, 0), Err(Error::BadPath { .. })),
+                matches!(w.write_dir(name, 0o755, 0), Err(WriteError::BadPath { .. })),
                 "{name:?}"
             );
         }
@@ -1621,7 +1691,7 @@ mod tests {
         let err = reader
             .feed_segment(b"\x02\x21\x4c\x18\0\0", |_| {})
             .unwrap_err();
-        assert!(matches!(err, Error::BadArchive { offset: 0, .. }));
+        assert!(matches!(err, ReadError { offset: 0, .. }));
 
         // The next segment must start at a multiple of 4.
         let mut odd = archive.clone();
@@ -1630,7 +1700,7 @@ mod tests {
         let err = reader.feed_segment(&odd, |_| {}).unwrap_err();
         assert!(matches!(
             err,
-            Error::BadArchive {
+            ReadError {
                 problem: Problem::BrokenPadding,
                 ..
             }
@@ -1671,7 +1741,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             err,
-            Error::FileChanged {
+            WriteError::FileChanged {
                 expected: 30_000,
                 ..
             }

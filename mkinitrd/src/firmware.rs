@@ -5,7 +5,7 @@
 //! reads them; [`firmware_for`] reads just the section headers and that
 //! section of a module file, or unpacks a compressed one first).
 //! [`firmware_for`] finds each under the host's firmware directory, and
-//! [`Image::add_firmware`] packs it where `/lib/firmware/NAME` leads in the
+//! [`crate::image::Image::add_firmware`] packs it where `/lib/firmware/NAME` leads in the
 //! image: the kernel's direct loader looks in `/lib/firmware/updates/VER`,
 //! `/lib/firmware/updates`, `/lib/firmware/VER` and `/lib/firmware`, never
 //! under `/usr` (drivers/base/firmware_loader/main.c, `fw_path`), and init
@@ -21,10 +21,8 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use crate::decompress;
 use crate::elf::{self, ElfProblem, Failure};
 use crate::error::Error;
-use crate::image::{Entry, Image, normalize_path};
 use crate::kmod::Module;
 
 /// Where firmware is on the host (linux-firmware's install path; on merged
@@ -126,51 +124,6 @@ pub fn firmware_for(modules: &[Module], firmware_dir: &Path) -> Result<Firmware,
     Ok(firmware)
 }
 
-impl Image {
-    /// Adds the files of `firmware` ([`firmware_for`]) where
-    /// `/lib/firmware` leads, mode [`FIRMWARE_MODE`].
-    ///
-    /// When the image has a `lib` symlink already, the files go where it
-    /// points; when it has a `lib` directory, under it. When it has neither
-    /// and the host's `lib` is a symlink, that symlink is added as it is
-    /// first, so host files added later find the same layout. Errors:
-    /// those of [`Image::add_file`] and [`Image::add_symlink`], for
-    /// instance [`Error::PathConflict`] for a `lib` symlink pointing out of
-    /// the image.
-    pub fn add_firmware(&mut self, firmware: &Firmware) -> Result<(), Error> {
-        if firmware.files.is_empty() {
-            return Ok(());
-        }
-        let lib = match self.entries.get("lib") {
-            Some(Entry::Symlink { target }) => symlinked_dir(target),
-            Some(_) => None,
-            None => match &firmware.lib_symlink {
-                Some(target) => {
-                    self.add_symlink("lib", target)?;
-                    symlinked_dir(target)
-                }
-                None => None,
-            },
-        };
-        let dir = match lib {
-            Some(lib) => format!("{lib}/firmware"),
-            None => IMAGE_FIRMWARE_DIR.to_string(),
-        };
-        for file in &firmware.files {
-            let dest = format!("{dir}/{}", file.name);
-            self.add_file(&dest, &file.source, Some(FIRMWARE_MODE))?;
-        }
-        Ok(())
-    }
-}
-
-/// The image directory a top-level symlink's `target` names (`usr/lib`
-/// for `usr/lib` or `/usr/lib`), or `None` when it leaves the image; then
-/// files go under `lib/` and adding them fails with a clear conflict.
-fn symlinked_dir(target: &str) -> Option<String> {
-    normalize_path(target).ok()
-}
-
 /// The `.modinfo` section of `module` (empty when it has none), or why it
 /// cannot be read. An unpacked module is read at offsets
 /// ([`elf::read_section`]): its ELF header, section headers and section
@@ -183,7 +136,7 @@ fn read_modinfo(module: &Module) -> Result<Result<Vec<u8>, ElfProblem>, Error> {
         source,
     };
     if let Some(compression) = module.compression {
-        let data = decompress::decompress_file(&module.path, compression)?;
+        let data = crate::kmod::decompress_file(&module.path, compression)?;
         let section = elf::section_data(&data, MODINFO);
         return Ok(section.map(|found| found.unwrap_or_default().to_vec()));
     }
@@ -276,6 +229,7 @@ fn values_of<'a>(section: &'a [u8], key: &str) -> Vec<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::{Entry, Image};
     use crate::kmod::Compression;
     use crate::testutil::TempDir;
 

@@ -22,7 +22,6 @@
 //! indexes, which hold the same data as the text files.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::fs;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -30,6 +29,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use crate::decompress::Compression;
 use crate::decompress::{self, KernelDecompress};
 use crate::error::Error;
 use crate::glob::{fnmatch, is_literal};
@@ -48,38 +48,6 @@ pub const MODULES_WEAKDEP: &str = "modules.weakdep";
 /// The `.modinfo` of the built-in modules, `module.key=value` strings each
 /// ended by a NUL (Linux 5.2).
 pub const MODULES_BUILTIN_MODINFO: &str = "modules.builtin.modinfo";
-
-/// How a module file is compressed, from its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Compression {
-    /// `.ko.gz`
-    Gzip,
-    /// `.ko.xz`
-    Xz,
-    /// `.ko.zst`
-    Zstd,
-}
-
-impl Compression {
-    /// What follows `.ko` in the file name: `.gz`, `.xz` or `.zst`.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Compression::Gzip => ".gz",
-            Compression::Xz => ".xz",
-            Compression::Zstd => ".zst",
-        }
-    }
-}
-
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Compression::Gzip => "gzip",
-            Compression::Xz => "xz",
-            Compression::Zstd => "zstd",
-        })
-    }
-}
 
 /// Module file suffixes and what they say about compression. `.ko` last:
 /// every other suffix is tried first.
@@ -119,6 +87,20 @@ impl Module {
             compression,
         })
     }
+}
+
+/// Reads the module file at `path` and unpacks it.
+///
+/// Errors: [`Error::ReadFile`], [`Error::DecompressModule`] naming the file.
+pub fn decompress_file(path: &Path, compression: Compression) -> Result<Vec<u8>, Error> {
+    let data = fs::read(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decompress::decompress(compression, &data).map_err(|problem| Error::DecompressModule {
+        path: path.to_path_buf(),
+        problem,
+    })
 }
 
 /// The file name of module path `rel` without its suffix, and the
@@ -1875,6 +1857,30 @@ alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
             "acpi*:PNP0C0[A-F]:*_x"
         );
         assert_eq!(normalize_alias("a[-b"), "a[-b");
+    }
+
+    #[test]
+    fn decompress_file_names_the_file() {
+        let tmp = TempDir::new("decompress-file");
+        let path = tmp.write("virtio.ko.xz", b"not xz");
+        let err = decompress_file(&path, Compression::Xz).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot decompress {}: not valid xz data: no xz magic at the start (is the \
+                 file damaged? reinstall the package that owns it)",
+                path.display()
+            )
+        );
+        let missing = tmp.path().join("missing.ko.gz");
+        let err = decompress_file(&missing, Compression::Gzip).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read {}: No such file or directory",
+                missing.display()
+            )
+        );
     }
 
     #[test]

@@ -44,16 +44,19 @@
 //! path, the dynamic section and its strings are read ([`elf::read_dynamic`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustix::io::Errno;
+
 use crate::elf::{self, Class, Dynamic, EM_386, EM_AARCH64, EM_X86_64};
-use crate::error::Error;
+use crate::error::{Error, MAX_SYMLINKS};
 use crate::glob::{fnmatch_name, is_literal};
+
+pub use crate::error::ProgramProblem;
 
 /// Where a program name is looked up, in order: the root `PATH` of Debian's
 /// `/etc/profile` and login.defs.
@@ -65,14 +68,8 @@ pub const PROGRAM_DIRS: [&str; 6] = [
     "/sbin",
     "/bin",
 ];
-/// Symlinks followed while resolving one path before giving up with
-/// `ELOOP`, as the kernel does (`MAXSYMLINKS` in include/linux/namei.h).
-pub const MAX_SYMLINKS: u32 = 40;
-/// `ELOOP` on Linux (include/uapi/asm-generic/errno.h), for the same
-/// "Too many levels of symbolic links" text the kernel's error gives.
-pub const ELOOP: i32 = 40;
-/// `ENOTDIR` on Linux (include/uapi/asm-generic/errno-base.h).
-const ENOTDIR: i32 = 20;
+/// `ENOTDIR`, for paths whose parent is not a directory.
+const ENOTDIR: i32 = Errno::NOTDIR.raw_os_error();
 /// How many `#!` interpreters may be chained: the kernel's
 /// `BINPRM_MAX_RECURSION` is 4 (include/linux/binfmts.h).
 pub const MAX_INTERPRETERS: usize = 4;
@@ -115,30 +112,6 @@ impl HostItem {
     pub fn path(&self) -> &str {
         match self {
             HostItem::File { path, .. } | HostItem::Symlink { path, .. } => path,
-        }
-    }
-}
-
-/// Why a program cannot be run as it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProgramProblem {
-    /// Neither ELF nor a `#!` script: the kernel would refuse it.
-    NotExecutable,
-    /// A `#!` line with no interpreter path after it.
-    NoInterpreter,
-    /// `#!` interpreters chained deeper than [`MAX_INTERPRETERS`].
-    TooManyInterpreters,
-}
-
-impl fmt::Display for ProgramProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProgramProblem::NotExecutable => f.write_str("not an ELF file or a #! script"),
-            ProgramProblem::NoInterpreter => f.write_str("its #! line names no interpreter"),
-            ProgramProblem::TooManyInterpreters => write!(
-                f,
-                "more than {MAX_INTERPRETERS} #! interpreters in a row (a loop?)"
-            ),
         }
     }
 }
@@ -524,7 +497,9 @@ impl Resolver {
             if depth == MAX_INTERPRETERS {
                 return Err(Error::BadProgram {
                     path: PathBuf::from(path),
-                    problem: ProgramProblem::TooManyInterpreters,
+                    problem: ProgramProblem::TooManyInterpreters {
+                        limit: MAX_INTERPRETERS,
+                    },
                 });
             }
             self.commit(&walk);
@@ -894,7 +869,7 @@ impl Resolver {
             };
             followed += 1;
             if followed > MAX_SYMLINKS {
-                return Err(Failure::Os(ELOOP));
+                return Err(Failure::Os(Errno::LOOP.raw_os_error()));
             }
             let target = target?;
             if target.starts_with('/') {
@@ -1710,7 +1685,7 @@ mod tests {
         let err = resolver.add_path("/l40").unwrap_err();
         assert_eq!(
             err.source().unwrap().to_string(),
-            io::Error::from_raw_os_error(ELOOP).to_string()
+            io::Error::from(Errno::LOOP).to_string()
         );
     }
 

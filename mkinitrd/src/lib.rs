@@ -32,6 +32,7 @@ pub mod output;
 pub mod rsc;
 mod signal_cleanup;
 pub mod signal_disposition;
+pub mod sink;
 pub mod write;
 
 #[cfg(test)]

@@ -35,8 +35,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use crate::cpio::{FileSink, SinkError};
-use crate::error::Error;
+use crate::sink::{self, FileSink, SinkError};
 
 /// Magic at the start of the legacy format (ARCHIVE_MAGICNUMBER in
 /// lib/decompress_unlz4.c), stored little-endian.
@@ -62,6 +61,22 @@ pub const MAX_DECOMPRESSED: u64 = 1 << 32;
 /// Bytes of the size field before each block.
 const SIZE_LEN: usize = 4;
 
+/// A thread count ([`THREADS_ENV`]) that is not a whole number from 1 to
+/// [`MAX_THREADS`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadThreads {
+    /// The value as given.
+    pub value: String,
+}
+
+impl fmt::Display for BadThreads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a whole number from 1 to {MAX_THREADS}")
+    }
+}
+
+impl std::error::Error for BadThreads {}
+
 /// How to compress.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lz4Options {
@@ -75,24 +90,22 @@ impl Lz4Options {
     /// Options with the thread count from [`THREADS_ENV`] when it is set and
     /// not empty.
     ///
-    /// Errors: [`Error::BadOption`] when it is not a whole number from 1 to
+    /// Errors: [`BadThreads`] when it is not a whole number from 1 to
     /// [`MAX_THREADS`].
-    pub fn from_env() -> Result<Lz4Options, Error> {
+    pub fn from_env() -> Result<Lz4Options, BadThreads> {
         let value = std::env::var_os(THREADS_ENV).unwrap_or_default();
         Lz4Options::parse_threads(&value.to_string_lossy())
     }
 
     /// [`Lz4Options::from_env`] on a given value; empty means unset.
-    pub fn parse_threads(value: &str) -> Result<Lz4Options, Error> {
+    pub fn parse_threads(value: &str) -> Result<Lz4Options, BadThreads> {
         if value.is_empty() {
             return Ok(Lz4Options::default());
         }
         match value.parse::<NonZeroUsize>() {
             Ok(n) if n.get() <= MAX_THREADS => Ok(Lz4Options { threads: Some(n) }),
-            _ => Err(Error::BadOption {
-                option: THREADS_ENV,
+            _ => Err(BadThreads {
                 value: value.to_string(),
-                problem: format!("not a whole number from 1 to {MAX_THREADS}"),
             }),
         }
     }
@@ -118,7 +131,7 @@ impl Lz4Options {
 /// only the pages that are used: a new 8 MiB buffer costs 2048 page faults
 /// when first filled. As a [`FileSink`], it reads host files straight into
 /// the block being filled, which starts off a page boundary
-/// (`crate::cpio::BUFFER_SKEW`: copies between page-aligned addresses
+/// (`crate::sink::BUFFER_SKEW`: copies between page-aligned addresses
 /// are slow on some CPUs).
 /// Call [`Lz4Writer::finish`] to write the last block: dropping the writer
 /// loses it. `flush` writes every completed block and flushes `W` but keeps
@@ -159,7 +172,7 @@ pub struct Lz4Writer<W: Write> {
 }
 
 /// The input of one block: [`BLOCK_SIZE`] bytes that start
-/// [`crate::cpio::BUFFER_SKEW`] bytes into a page, `len` of them filled.
+/// [`crate::sink::BUFFER_SKEW`] bytes into a page, `len` of them filled.
 struct Input {
     buf: Vec<u8>,
     start: usize,
@@ -168,7 +181,7 @@ struct Input {
 
 impl Input {
     fn new() -> Input {
-        let (buf, start) = crate::cpio::skewed_buffer(BLOCK_SIZE);
+        let (buf, start) = sink::skewed_buffer(BLOCK_SIZE);
         Input { buf, start, len: 0 }
     }
 
@@ -516,7 +529,7 @@ fn run_worker(queue: &Mutex<mpsc::Receiver<Job>>) {
 /// let compressed = compress_legacy(&data, &Lz4Options::default());
 /// assert!(compressed.len() < 1000);
 /// assert_eq!(decompress_legacy(&compressed)?, data);
-/// # Ok::<(), mkinitrd::Error>(())
+/// # Ok::<(), mkinitrd::lz4::Lz4Error>(())
 /// ```
 pub fn compress_legacy(data: &[u8], options: &Lz4Options) -> Vec<u8> {
     let mut writer = Lz4Writer::with_options(Vec::new(), options);
@@ -585,9 +598,32 @@ fn hex_bytes(bytes: &[u8]) -> String {
     hex.join(" ")
 }
 
+/// Why legacy LZ4 data cannot be read: what is wrong, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lz4Error {
+    /// Byte offset in the input of the bad magic, size or block.
+    pub offset: u64,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl fmt::Display for Lz4Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at byte {}: {}", self.offset, self.problem)
+    }
+}
+
+impl std::error::Error for Lz4Error {}
+
 /// What a [`Decoder`] calls with the input offset and the decompressed
-/// data of each block.
-pub type OnBlock<'a> = dyn FnMut(u64, &[u8]) -> Result<(), Error> + 'a;
+/// data of each block; its error `E` stops the decoder and is returned.
+pub type OnBlock<'a, E> = dyn FnMut(u64, &[u8]) -> Result<(), E> + 'a;
+
+/// Why a [`Decoder`] step stopped: the data, or the block callback.
+enum Stop<E> {
+    Lz4(Lz4Error),
+    Block(E),
+}
 
 /// Where a [`Decoder`] is in its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -625,7 +661,7 @@ enum DecodeState {
 /// }
 /// assert!(decoder.finish()?.is_empty());
 /// assert_eq!(out, b"abcabcabc");
-/// # Ok::<(), mkinitrd::Error>(())
+/// # Ok::<(), mkinitrd::lz4::Lz4Error>(())
 /// ```
 pub struct Decoder {
     state: DecodeState,
@@ -638,7 +674,7 @@ pub struct Decoder {
     /// The decompressed block; allocated at the first block.
     out: Vec<u8>,
     /// The first error, returned again by every later call.
-    failed: Option<(u64, Problem)>,
+    failed: Option<Lz4Error>,
 }
 
 impl Decoder {
@@ -665,17 +701,23 @@ impl Decoder {
     /// the bytes consumed: all of `input` unless the stream ended (end mark
     /// consumed) inside it.
     ///
-    /// Errors: [`Error::BadLz4`], and those of `on_block`.
-    pub fn feed(&mut self, mut input: &[u8], on_block: &mut OnBlock<'_>) -> Result<usize, Error> {
+    /// Errors: [`Lz4Error`] (as `E`), and those of `on_block`.
+    pub fn feed<E: From<Lz4Error>>(
+        &mut self,
+        mut input: &[u8],
+        on_block: &mut OnBlock<'_, E>,
+    ) -> Result<usize, E> {
         self.check_failed()?;
         let len = input.len();
         while !input.is_empty() {
-            let step = self.step(&mut input, on_block);
-            if let Err(Error::BadLz4 { offset, problem }) = &step {
-                self.failed = Some((*offset, problem.clone()));
-            }
-            if !step? {
-                break;
+            match self.step(&mut input, on_block) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(Stop::Lz4(error)) => {
+                    self.failed = Some(error.clone());
+                    return Err(error.into());
+                }
+                Err(Stop::Block(error)) => return Err(error),
             }
         }
         Ok(len - input.len())
@@ -685,35 +727,33 @@ impl Decoder {
     /// by the end of input, which the kernel leaves to `unpack_to_rootfs`
     /// (zero padding is fine there, anything else is junk), or nothing.
     ///
-    /// Errors: [`Error::BadLz4`] when the input ends inside the magic or a
+    /// Errors: [`Lz4Error`] when the input ends inside the magic or a
     /// block.
-    pub fn finish(self) -> Result<Vec<u8>, Error> {
+    pub fn finish(self) -> Result<Vec<u8>, Lz4Error> {
         self.check_failed()?;
         let what = match self.state {
             DecodeState::Size | DecodeState::Ended => return Ok(self.field),
             DecodeState::Magic => "the magic",
             DecodeState::Block { .. } => "a block",
         };
-        Err(Error::BadLz4 {
-            offset: self.field_start,
-            problem: Problem::Truncated(what),
-        })
+        Err(bad(self.field_start, Problem::Truncated(what)))
     }
 
     /// Returns the first error again, if there was one.
-    fn check_failed(&self) -> Result<(), Error> {
+    fn check_failed(&self) -> Result<(), Lz4Error> {
         match &self.failed {
-            Some((offset, problem)) => Err(Error::BadLz4 {
-                offset: *offset,
-                problem: problem.clone(),
-            }),
+            Some(error) => Err(error.clone()),
             None => Ok(()),
         }
     }
 
     /// Takes one field (or as much of it as `input` holds). Returns false
     /// when the stream has ended.
-    fn step(&mut self, input: &mut &[u8], on_block: &mut OnBlock<'_>) -> Result<bool, Error> {
+    fn step<E>(
+        &mut self,
+        input: &mut &[u8],
+        on_block: &mut OnBlock<'_, E>,
+    ) -> Result<bool, Stop<E>> {
         match self.state {
             DecodeState::Ended => return Ok(false),
             DecodeState::Magic | DecodeState::Size => {
@@ -722,7 +762,7 @@ impl Decoder {
                 };
                 let field: [u8; 4] = word.try_into().unwrap_or_default();
                 self.field.clear();
-                self.take_field(field)?;
+                self.take_field(field).map_err(Stop::Lz4)?;
             }
             DecodeState::Block { size, start } => {
                 if self.field.is_empty() && input.len() >= size {
@@ -749,7 +789,7 @@ impl Decoder {
     }
 
     /// Acts on a complete magic or size field.
-    fn take_field(&mut self, field: [u8; 4]) -> Result<(), Error> {
+    fn take_field(&mut self, field: [u8; 4]) -> Result<(), Lz4Error> {
         let word = u32::from_le_bytes(field);
         let at = self.field_start;
         self.field_start = self.offset;
@@ -792,25 +832,25 @@ impl Decoder {
 
     /// Decompresses one block starting at input offset `start` and hands
     /// it on.
-    fn decode(
+    fn decode<E>(
         &mut self,
         block: &[u8],
         start: u64,
-        on_block: &mut OnBlock<'_>,
-    ) -> Result<(), Error> {
+        on_block: &mut OnBlock<'_, E>,
+    ) -> Result<(), Stop<E>> {
         if self.out.is_empty() {
             // Zero pages until written: small outputs touch little of it.
             self.out = vec![0; BLOCK_SIZE];
         }
         let n = lz4_flex::block::decompress_into(block, &mut self.out)
-            .map_err(|e| bad(start, Problem::BadBlock(e.to_string())))?;
-        on_block(start, &self.out[..n])
+            .map_err(|e| Stop::Lz4(bad(start, Problem::BadBlock(e.to_string()))))?;
+        on_block(start, &self.out[..n]).map_err(Stop::Block)
     }
 }
 
 /// The error for `problem` at `offset`.
-fn bad(offset: u64, problem: Problem) -> Error {
-    Error::BadLz4 { offset, problem }
+fn bad(offset: u64, problem: Problem) -> Lz4Error {
+    Lz4Error { offset, problem }
 }
 
 /// Decompresses legacy LZ4 data that fills `data`, but for zero padding
@@ -818,8 +858,8 @@ fn bad(offset: u64, problem: Problem) -> Error {
 ///
 /// Safe on hostile input: sizes are checked before use, blocks decompress
 /// into a fixed 8 MiB buffer, and the output is capped at
-/// [`MAX_DECOMPRESSED`]. Errors: [`Error::BadLz4`] with the offset.
-pub fn decompress_legacy(data: &[u8]) -> Result<Vec<u8>, Error> {
+/// [`MAX_DECOMPRESSED`]. Errors: [`Lz4Error`] with the offset.
+pub fn decompress_legacy(data: &[u8]) -> Result<Vec<u8>, Lz4Error> {
     let mut decoder = Decoder::new(0);
     let mut out = Vec::new();
     let used = decoder.feed(data, &mut |offset, block| {
@@ -972,7 +1012,7 @@ mod tests {
         assert_eq!(
             decompress_legacy(&junk).unwrap_err().to_string(),
             format!(
-                "cannot decompress the LZ4 data at byte {}: non-zero bytes follow \
+                "at byte {}: non-zero bytes follow \
                  the end of the LZ4 data",
                 data.len() + 5
             )
@@ -988,7 +1028,7 @@ mod tests {
             let mut out = Vec::new();
             for chunk in compressed.chunks(size) {
                 let used = decoder
-                    .feed(chunk, &mut |_, block| {
+                    .feed::<Lz4Error>(chunk, &mut |_, block| {
                         out.extend_from_slice(block);
                         Ok(())
                     })
@@ -1002,7 +1042,7 @@ mod tests {
 
     fn problem(data: &[u8]) -> (u64, Problem) {
         match decompress_legacy(data) {
-            Err(Error::BadLz4 { offset, problem }) => (offset, problem),
+            Err(Lz4Error { offset, problem }) => (offset, problem),
             other => panic!("expected BadLz4, got {other:?}"),
         }
     }
@@ -1075,10 +1115,12 @@ mod tests {
     #[test]
     fn errors_stick() {
         let mut decoder = Decoder::new(100);
-        let err = decoder.feed(b"abcdefgh", &mut |_, _| Ok(())).unwrap_err();
-        assert!(matches!(err, Error::BadLz4 { offset: 100, .. }));
-        let again = decoder.feed(&LZ4_LEGACY_MAGIC_BYTES, &mut |_, _| Ok(()));
-        assert!(matches!(again, Err(Error::BadLz4 { offset: 100, .. })));
+        let err = decoder
+            .feed::<Lz4Error>(b"abcdefgh", &mut |_, _| Ok(()))
+            .unwrap_err();
+        assert!(matches!(err, Lz4Error { offset: 100, .. }));
+        let again = decoder.feed::<Lz4Error>(&LZ4_LEGACY_MAGIC_BYTES, &mut |_, _| Ok(()));
+        assert!(matches!(again, Err(Lz4Error { offset: 100, .. })));
     }
 
     #[test]
@@ -1090,10 +1132,16 @@ mod tests {
         assert_eq!(Lz4Options::parse_threads("3").unwrap(), threads(3));
         for bad in ["0", "-1", "x", "65"] {
             assert_eq!(
-                Lz4Options::parse_threads(bad).unwrap_err().to_string(),
-                format!("cannot use MKINITRD_THREADS {bad}: not a whole number from 1 to 64")
+                Lz4Options::parse_threads(bad).unwrap_err(),
+                BadThreads {
+                    value: bad.to_string()
+                }
             );
         }
+        assert_eq!(
+            BadThreads { value: "0".into() }.to_string(),
+            "not a whole number from 1 to 64"
+        );
         assert!(Lz4Options::default().thread_count() >= 1);
     }
 
