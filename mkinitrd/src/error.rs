@@ -428,8 +428,16 @@ impl Error {
 }
 
 /// An `io::Error` printed without the " (os error N)" suffix std adds, so
-/// lines read `No such file or directory` as in the style guide.
-struct OsText<'a>(&'a io::Error);
+/// lines read `No such file or directory` as in the style guide; chrootvm
+/// prints its own errors through it too.
+///
+/// # Example
+/// ```
+/// use mkinitrd::error::OsText;
+/// let e = std::io::Error::from_raw_os_error(2);
+/// assert_eq!(OsText(&e).to_string(), "No such file or directory");
+/// ```
+pub struct OsText<'a>(pub &'a io::Error);
 
 impl fmt::Display for OsText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
