@@ -349,6 +349,11 @@ impl Image {
             .map(|(path, entry)| (path.as_str(), entry))
     }
 
+    /// The entry planned at `path` (normalised, without a leading `/`).
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
     /// Normalises `path`, checks it against the plan, adds missing parents
     /// and the entry. Nothing changes when it fails.
     fn insert(&mut self, path: &str, entry: Entry) -> Result<(), Error> {

@@ -15,6 +15,7 @@
 
 pub mod content;
 pub mod cpio;
+pub mod dangling;
 pub mod decompress;
 pub mod elf;
 pub mod error;

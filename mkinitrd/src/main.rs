@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use mkinitrd::Error;
 use mkinitrd::content::{self, Directive};
+use mkinitrd::dangling;
 use mkinitrd::firmware;
 use mkinitrd::image::{self, Image};
 use mkinitrd::init_binary;
@@ -258,6 +259,10 @@ fn pack(args: &PackArgs) -> Result<(), Error> {
         eprintln!("mkinitrd: warning: {warning}");
     }
     rsc::add_to_image(&args.resources, &mut image)?;
+    // Last: only the complete plan says what a link leads to.
+    for dangling in dangling::dangling_symlinks(&image) {
+        eprintln!("mkinitrd: warning: {dangling}");
+    }
     write_image(&image, destination.as_ref(), &args.compression)
 }
 
