@@ -456,7 +456,7 @@ pub fn parse_source_date_epoch(value: Option<&OsStr>) -> Result<u32, Error> {
 }
 
 impl Image {
-    /// Adds the files of `firmware` ([`firmware_for`]) where
+    /// Adds the files of `firmware` ([`crate::firmware::firmware_for`]) where
     /// `/lib/firmware` leads, mode [`FIRMWARE_MODE`].
     ///
     /// When the image has a `lib` symlink already, the files go where it

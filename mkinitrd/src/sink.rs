@@ -2,7 +2,7 @@
 //! file's data whole (a plain file, which copies it in the kernel with
 //! [`copy_into`]; the block buffers of the LZ4 writer and of the image
 //! writer's thread, which read it straight in), and the page-skewed
-//! buffers those blocks live in ([`skewed_buffer`]). The cpio writer
+//! buffers those blocks live in (`skewed_buffer`). The cpio writer
 //! hands file data here; nothing here knows the cpio format. No state.
 
 use std::fs::File;

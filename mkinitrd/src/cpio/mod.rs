@@ -8,7 +8,7 @@
 //! [`DATA_ALIGN`] bytes or more starts at a multiple of [`DATA_ALIGN`] in the
 //! output, as dracut-cpio's `--data-align` does, so that a copy-on-write
 //! filesystem can share the file's extents with the host file
-//! ([`Writer::copy_file`] into a [`BufWriter`] of a file copies with
+//! ([`Writer::copy_file`] into a [`BufWriter`](std::io::BufWriter) of a file copies with
 //! `copy_file_range`).
 //!
 //! [`Reader`] is `init/initramfs.c`'s state machine: it is fed input in any
