@@ -126,15 +126,8 @@ impl Error {
     }
 }
 
-/// io::Error's text without std's " (os error N)" suffix.
-pub struct OsText<'a>(pub &'a io::Error);
-
-impl fmt::Display for OsText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.0.to_string();
-        f.write_str(text.split(" (os error ").next().unwrap_or(&text))
-    }
-}
+/// io::Error's text without std's " (os error N)" suffix: the library's.
+pub use mkinitrd::error::OsText;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mkinitrd::firmware::modinfo_values;
-use mkinitrd::kmod::{fnmatch, parse_alias, parse_softdep, parse_weakdep};
+use mkinitrd::glob::{fnmatch, fnmatch_name};
+use mkinitrd::kmod::{parse_alias, parse_softdep, parse_weakdep};
 
 fuzz_target!(|data: &[u8]| {
     let _ = modinfo_values(data, "firmware");
@@ -14,5 +15,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_weakdep(&text);
     if let Some((pattern, subject)) = text.split_once('\n') {
         let _ = fnmatch(pattern, subject);
+        let _ = fnmatch_name(pattern, subject);
     }
 });

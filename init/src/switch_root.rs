@@ -1,7 +1,10 @@
 //! Step 7: carry the API mounts into /sysroot, free the initramfs, make
-//! /sysroot the root. The order is systemd's switch_root: move mounts
-//! first (so freeing never meets them), free, then `mount --move . /` and
-//! `chroot .`, because pivot_root cannot leave the initramfs (rootfs).
+//! /sysroot the root. The order is busybox's switch_root (and klibc's
+//! run-init): move mounts first (so freeing never meets them), free, then
+//! `mount --move . /` and `chroot .`, because pivot_root cannot leave the
+//! initramfs (rootfs). systemd's and util-linux's switch_root free the old
+//! root after the chroot instead, through a descriptor of it kept open;
+//! freeing first needs no such descriptor across the chroot.
 
 use core::mem::MaybeUninit;
 use init::buf::Show;

@@ -20,6 +20,8 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{major, minor};
+
 use crate::cpio::{self, NodKind, PERMISSION_BITS};
 use crate::error::Error;
 use crate::image::{DIR_MODE, Image, normalize_path};
@@ -375,7 +377,7 @@ fn names_root(path: &str) -> bool {
 fn check_target(path: &str, target: &str) -> Result<String, String> {
     match cpio::check_symlink_target(path, target) {
         Ok(()) => Ok(target.to_string()),
-        Err(Error::BadPath { problem, .. }) => Err(problem.to_string()),
+        Err(cpio::WriteError::BadPath { problem, .. }) => Err(problem.to_string()),
         Err(other) => Err(other.to_string()),
     }
 }
@@ -659,7 +661,7 @@ fn add_tree_leaf(
             NodKind::Block
         };
         let rdev = metadata.rdev();
-        image.add_nod(path, kind, dev_major(rdev), dev_minor(rdev), mode)
+        image.add_nod(path, kind, major(rdev), minor(rdev), mode)
     } else {
         // The newc format and the kernel's unpacker have fifos and
         // sockets (init/initramfs.c, do_create), but NodKind has no
@@ -676,22 +678,6 @@ fn add_tree_leaf(
             kind,
         })
     }
-}
-
-/// The major of a Linux `dev_t`, as glibc's `gnu_dev_major` computes it
-/// (bits 8-19 and 32-63; sys/sysmacros.h).
-fn dev_major(rdev: u64) -> u32 {
-    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0fff);
-    // The masks leave at most 32 bits.
-    u32::try_from(major).unwrap_or(u32::MAX)
-}
-
-/// The minor of a Linux `dev_t`, as glibc's `gnu_dev_minor` computes it
-/// (bits 0-7 and 20-43; sys/sysmacros.h).
-fn dev_minor(rdev: u64) -> u32 {
-    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
-    // The masks leave at most 32 bits.
-    u32::try_from(minor).unwrap_or(u32::MAX)
 }
 
 /// The directories of one tree walk by (device, inode), with where each
@@ -1294,29 +1280,6 @@ mod tests {
                 mode: metadata.mode() & PERMISSION_BITS
             })
         );
-    }
-
-    #[test]
-    fn dev_t_decoding_matches_glibc() {
-        // makedev(8, 1), makedev(259, 65536), makedev(4095, 1048575) as
-        // glibc's gnu_dev_makedev encodes them.
-        let makedev = |major: u32, minor: u32| {
-            let (major, minor) = (u64::from(major), u64::from(minor));
-            (minor & 0xff)
-                | ((major & 0xfff) << 8)
-                | ((minor & !0xff) << 12)
-                | ((major & !0xfff) << 32)
-        };
-        for (major, minor) in [
-            (8, 1),
-            (259, 65536),
-            (4095, 1_048_575),
-            (0, 0),
-            (u32::MAX, u32::MAX),
-        ] {
-            let rdev = makedev(major, minor);
-            assert_eq!((dev_major(rdev), dev_minor(rdev)), (major, minor));
-        }
     }
 
     #[test]

@@ -14,13 +14,43 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
-use crate::kmod::Compression;
-
 /// Most bytes a module may unpack to: far above any real module (amdgpu,
 /// the largest, is about 20 MiB unpacked), far below the 4 GiB a newc
 /// entry can hold.
 pub const MAX_MODULE_SIZE: usize = 1 << 30;
+
+/// How a module file is compressed, from its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// `.ko.gz`
+    Gzip,
+    /// `.ko.xz`
+    Xz,
+    /// `.ko.zst`
+    Zstd,
+}
+
+impl Compression {
+    /// What follows `.ko` in the file name: `.gz`, `.xz` or `.zst`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::Zstd => ".zst",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
 /// Largest xz dictionary accepted. The decoder allocates the dictionary the
 /// header asks for up front, up to 4 GiB; xz's presets use at most 64 MiB.
 pub const MAX_XZ_DICTIONARY: u64 = 256 << 20;
@@ -130,20 +160,6 @@ pub fn decompress_limited(
         Compression::Zstd => unzstd(data, &mut out, limit)?,
     }
     Ok(out)
-}
-
-/// Reads the module file at `path` and unpacks it.
-///
-/// Errors: [`Error::ReadFile`], [`Error::DecompressModule`] naming the file.
-pub fn decompress_file(path: &Path, compression: Compression) -> Result<Vec<u8>, Error> {
-    let data = fs::read(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    decompress(compression, &data).map_err(|problem| Error::DecompressModule {
-        path: path.to_path_buf(),
-        problem,
-    })
 }
 
 /// A failed bounded read: over the limit, or an error of the decoder.
@@ -596,30 +612,6 @@ pub(crate) mod tests {
                 let _ = decompress_limited(compression, &damaged, 1 << 20);
             }
         }
-    }
-
-    #[test]
-    fn decompress_file_names_the_file() {
-        let tmp = TempDir::new("decompress-file");
-        let path = tmp.write("virtio.ko.xz", b"not xz");
-        let err = decompress_file(&path, Compression::Xz).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "cannot decompress {}: not valid xz data: no xz magic at the start (is the \
-                 file damaged? reinstall the package that owns it)",
-                path.display()
-            )
-        );
-        let missing = tmp.path().join("missing.ko.gz");
-        let err = decompress_file(&missing, Compression::Gzip).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "cannot read {}: No such file or directory",
-                missing.display()
-            )
-        );
     }
 
     #[test]

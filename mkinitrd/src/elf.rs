@@ -1,11 +1,13 @@
-//! Just enough ELF (elf(5)) for two questions: is an executable static (the
+//! Just enough ELF (elf(5)) for three questions: is an executable static (the
 //! file header and program header table, read from a stream by
-//! [`read_elf_info`]), and what does an executable or library ask the
+//! [`read_elf_info`]); what does an executable or library ask the
 //! dynamic loader for (its `PT_INTERP`, and the `DT_NEEDED`, `DT_SONAME`,
 //! `DT_RPATH`, `DT_RUNPATH` and `DT_FLAGS_1` entries of its dynamic
 //! section): [`parse_dynamic`] on the whole file in memory, or
-//! [`read_dynamic`] on a file, which reads only those parts with `pread(2)`.
-//! ELF32 and ELF64, either byte order.
+//! [`read_dynamic`] on a file, which reads only those parts with `pread(2)`;
+//! and what is in a section found by name (a module's `.modinfo`), through
+//! the section header table: [`section_data`] in memory, [`read_section`]
+//! on a file. ELF32 and ELF64, either byte order.
 //!
 //! The readers take hostile input: every offset and size is checked before
 //! use, with checked arithmetic, and nothing is allocated beyond what the
@@ -64,6 +66,13 @@ pub const DT_RUNPATH: u64 = 29;
 pub const DT_FLAGS_1: u64 = 0x6fff_fffb;
 /// `DT_FLAGS_1` bit: do not search the default directories (`-z nodeflib`).
 pub const DF_1_NODEFLIB: u64 = 0x800;
+/// Section type of a section with no data in the file (`.bss`).
+pub const SHT_NOBITS: u32 = 8;
+/// `e_shstrndx` value meaning "the index is in section 0's `sh_link`"
+/// (extended section numbering).
+pub const SHN_XINDEX: u16 = 0xffff;
+/// Bytes of an ELF file header, the larger class's.
+const MAX_HEADER_LEN: u64 = 64;
 /// Program header tables bigger than this are refused unread: real
 /// executables have a few dozen entries of 56 bytes.
 pub const MAX_PHDR_TABLE: u64 = 1 << 20;
@@ -194,6 +203,14 @@ pub enum ElfProblem {
     UnterminatedString(u64),
     /// A string is not UTF-8 (paths in the image are UTF-8).
     NotUtf8(u64),
+    /// `e_shentsize` is smaller than a section header of the class.
+    BadSectionHeaderSize(u16),
+    /// The section header table does not fit in the file.
+    SectionHeadersOutsideFile,
+    /// `e_shstrndx` names no section.
+    BadSectionNameIndex(u64),
+    /// A section's data does not fit in the file.
+    SectionOutsideFile,
 }
 
 impl fmt::Display for ElfProblem {
@@ -223,6 +240,16 @@ impl fmt::Display for ElfProblem {
                 write!(f, "the string at offset {at} has no NUL")
             }
             ElfProblem::NotUtf8(at) => write!(f, "the string at offset {at} is not UTF-8"),
+            ElfProblem::BadSectionHeaderSize(n) => {
+                write!(f, "section headers of {n} bytes are too small")
+            }
+            ElfProblem::SectionHeadersOutsideFile => {
+                f.write_str("the section header table is outside the file")
+            }
+            ElfProblem::BadSectionNameIndex(i) => {
+                write!(f, "the section name table index {i} is out of range")
+            }
+            ElfProblem::SectionOutsideFile => f.write_str("a section is outside the file"),
         }
     }
 }
@@ -439,6 +466,172 @@ pub fn read_dynamic(file: &File, size: u64, head: &[u8]) -> Result<Dynamic, Fail
     parse_dynamic_in(&FileBytes { file, size, head })
 }
 
+/// The data of the section called `name` in `elf`, a whole ELF file;
+/// `None` when it has none (or no section header table). A `SHT_NOBITS`
+/// section has no data. Never panics; reads only the file header, the
+/// section header table, the section name table and the section.
+///
+/// # Errors
+///
+/// [`ElfProblem`] naming the header or table that is malformed.
+///
+/// # Example
+/// ```
+/// use mkinitrd::elf::{section_data, ElfProblem};
+/// assert_eq!(section_data(b"#!/bin/sh\n", b".modinfo"), Err(ElfProblem::NotElf));
+/// ```
+pub fn section_data<'a>(elf: &'a [u8], name: &[u8]) -> Result<Option<&'a [u8]>, ElfProblem> {
+    let head = &elf[..elf.len().min(64)];
+    let found = find_section(&elf, head, name).map_err(|failure| match failure {
+        Failure::Elf(problem) => problem,
+        Failure::Read(never) => match never {},
+    })?;
+    found
+        .map(|(at, len)| slice_range(elf, at, len).ok_or(ElfProblem::SectionOutsideFile))
+        .transpose()
+}
+
+/// [`section_data`] on a file, read at offsets with `pread(2)`: for a
+/// kernel module that is a few KiB of a file of up to some MiB. The file
+/// position is not used.
+///
+/// Errors: [`Failure::Elf`] as [`section_data`] gives it for the whole
+/// file, [`Failure::Read`] for I/O errors.
+pub fn read_section(file: &File, name: &[u8]) -> Result<Option<Vec<u8>>, Failure<io::Error>> {
+    let head = read_at(file, 0, MAX_HEADER_LEN).map_err(Failure::Read)?;
+    // The size is not known: a short read says where the file ends.
+    let src = FileBytes {
+        file,
+        size: u64::MAX,
+        head: &head,
+    };
+    let Some((at, len)) = find_section(&src, &head, name)? else {
+        return Ok(None);
+    };
+    let data = fetch(&src, at, len, ElfProblem::SectionOutsideFile)?;
+    Ok(Some(data.into_owned()))
+}
+
+/// The fields of a section header this module uses (`Elf32_Shdr`,
+/// `Elf64_Shdr`).
+struct SectionHeader {
+    sh_name: u32,
+    sh_type: u32,
+    sh_offset: u64,
+    sh_size: u64,
+    sh_link: u32,
+}
+
+impl SectionHeader {
+    /// Where the section's data is in the file: its offset and size
+    /// (nothing for [`SHT_NOBITS`]).
+    fn data_range(&self) -> (u64, u64) {
+        if self.sh_type == SHT_NOBITS {
+            return (0, 0);
+        }
+        (self.sh_offset, self.sh_size)
+    }
+}
+
+/// Section header `index` of the table `at` holds from its start, entries
+/// `entsize` bytes apart; `None` past its end.
+fn section_header(at: &Fields<'_>, entsize: u64, index: u64) -> Option<SectionHeader> {
+    let base = index.checked_mul(entsize)?;
+    // sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link: the
+    // last three at 16, 20, 24 (ELF32) or 24, 32, 40 (ELF64).
+    let (offset, size, link) = match at.class {
+        Class::Elf32 => (16, 20, 24),
+        Class::Elf64 => (24, 32, 40),
+    };
+    Some(SectionHeader {
+        sh_name: at.u32(base)?,
+        sh_type: at.u32(base.checked_add(4)?)?,
+        sh_offset: at.word(base.checked_add(offset)?)?,
+        sh_size: at.word(base.checked_add(size)?)?,
+        sh_link: at.u32(base.checked_add(link)?)?,
+    })
+}
+
+/// Where the data of the section called `name` is in the ELF file `src`,
+/// whose first bytes (64, or all if fewer) are `head`: its offset and size,
+/// not checked against the file. `None` when there is no such section.
+/// Reads the section header table and the section names, nothing else.
+fn find_section<'a, S: Source<'a>>(
+    src: &S,
+    head: &[u8],
+    name: &[u8],
+) -> Result<Option<(u64, u64)>, Failure<S::Error>> {
+    let header = parse_header(head)?;
+    let fields = Fields {
+        data: head,
+        class: header.class,
+        endian: header.endian,
+    };
+    // e_shoff, then e_shentsize, e_shnum, e_shstrndx after e_flags,
+    // e_ehsize, e_phentsize and e_phnum; in bounds, as parse_header checked.
+    let (shoff_at, shentsize_at, min_entsize) = match header.class {
+        Class::Elf32 => (32, 46, 40),
+        Class::Elf64 => (40, 58, 64),
+    };
+    let shoff = fields.word(shoff_at).unwrap_or_default();
+    let entsize = fields.u16(shentsize_at).unwrap_or_default();
+    let shnum = fields.u16(shentsize_at + 2).unwrap_or_default();
+    let shstrndx = fields.u16(shentsize_at + 4).unwrap_or_default();
+    if shoff == 0 {
+        return Ok(None);
+    }
+    if entsize < min_entsize {
+        return Err(ElfProblem::BadSectionHeaderSize(entsize).into());
+    }
+    let entsize = u64::from(entsize);
+    // Extended numbering (elf(5)): a count or name index that does not fit
+    // 16 bits is in section 0's sh_size or sh_link.
+    let first = if shnum == 0 || shstrndx == SHN_XINDEX {
+        let entry = fetch(src, shoff, entsize, ElfProblem::SectionHeadersOutsideFile)?;
+        section_header(
+            &Fields {
+                data: &entry,
+                ..fields
+            },
+            entsize,
+            0,
+        )
+    } else {
+        None
+    };
+    let count = match (shnum, &first) {
+        (0, Some(first)) => first.sh_size,
+        (n, _) => u64::from(n),
+    };
+    let names_index = match (shstrndx, &first) {
+        (SHN_XINDEX, Some(first)) => u64::from(first.sh_link),
+        (n, _) => u64::from(n),
+    };
+    // Every header must be in the file: this also bounds the loop below.
+    let table_len = count
+        .checked_mul(entsize)
+        .ok_or(ElfProblem::SectionHeadersOutsideFile)?;
+    let table = fetch(src, shoff, table_len, ElfProblem::SectionHeadersOutsideFile)?;
+    let table = Fields {
+        data: &table,
+        ..fields
+    };
+    let get = |index| section_header(&table, entsize, index);
+    let names = get(names_index).ok_or(ElfProblem::BadSectionNameIndex(names_index))?;
+    let (names_at, names_len) = names.data_range();
+    let names = fetch(src, names_at, names_len, ElfProblem::SectionOutsideFile)?;
+    for section in (0..count).filter_map(get) {
+        let found = usize::try_from(section.sh_name)
+            .ok()
+            .and_then(|at| names.get(at..))
+            .map(|rest| rest.split(|&b| b == 0).next().unwrap_or(rest));
+        if found == Some(name) {
+            return Ok(Some(section.data_range()));
+        }
+    }
+    Ok(None)
+}
+
 /// Why reading an ELF file failed: its content, or reading it.
 #[derive(Debug)]
 pub enum Failure<E> {
@@ -454,8 +647,8 @@ impl<E> From<ElfProblem> for Failure<E> {
     }
 }
 
-/// Where the dynamic section reader (and the `.modinfo` reader of
-/// [`crate::firmware`]) takes an ELF file's bytes from: the whole file in a
+/// Where the dynamic section and section readers take an ELF file's
+/// bytes from: the whole file in a
 /// slice, or a file read at offsets ([`FileBytes`]).
 pub(crate) trait Source<'a> {
     /// What reading can fail with.
@@ -1029,6 +1222,68 @@ impl TestElf {
     }
 }
 
+/// A minimal relocatable ELF file with a `.modinfo` section holding
+/// `modinfo`, and a `.shstrtab`: what is read of a kernel module.
+#[cfg(test)]
+pub(crate) fn make_module(modinfo: &[u8], elf64: bool, little_endian: bool) -> Vec<u8> {
+    let put = |out: &mut Vec<u8>, value: u64, len: usize| {
+        let bytes = value.to_le_bytes();
+        let mut field = bytes[..len].to_vec();
+        if !little_endian {
+            field.reverse();
+        }
+        out.extend(field);
+    };
+    let names = b"\0.modinfo\0.shstrtab\0";
+    let (header_len, entry_len) = if elf64 { (64, 64) } else { (52, 40) };
+    let modinfo_at = header_len;
+    let names_at = modinfo_at + modinfo.len();
+    let table_at = names_at + names.len();
+    let mut out = b"\x7fELF".to_vec();
+    out.push(if elf64 { 2 } else { 1 });
+    out.push(if little_endian { 1 } else { 2 });
+    out.push(1);
+    out.resize(16, 0);
+    // e_type ET_REL, e_machine, e_version.
+    put(&mut out, 1, 2);
+    put(&mut out, 62, 2);
+    put(&mut out, 1, 4);
+    let word = if elf64 { 8 } else { 4 };
+    // e_entry, e_phoff, e_shoff.
+    put(&mut out, 0, word);
+    put(&mut out, 0, word);
+    put(&mut out, table_at as u64, word);
+    // e_flags, e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum,
+    // e_shstrndx.
+    put(&mut out, 0, 4);
+    put(&mut out, header_len as u64, 2);
+    put(&mut out, 0, 2);
+    put(&mut out, 0, 2);
+    put(&mut out, entry_len as u64, 2);
+    put(&mut out, 3, 2);
+    put(&mut out, 2, 2);
+    assert_eq!(out.len(), header_len);
+    out.extend(modinfo);
+    out.extend(names);
+    // Section headers: null, .modinfo (PROGBITS), .shstrtab (STRTAB).
+    for (name, kind, offset, size) in [
+        (0, 0, 0, 0),
+        (1, 1, modinfo_at, modinfo.len()),
+        (10, 3, names_at, names.len()),
+    ] {
+        let start = out.len();
+        put(&mut out, name, 4);
+        put(&mut out, kind, 4);
+        // sh_flags, sh_addr, sh_offset, sh_size.
+        put(&mut out, 0, word);
+        put(&mut out, 0, word);
+        put(&mut out, offset as u64, word);
+        put(&mut out, size as u64, word);
+        out.resize(start + entry_len, 0);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1260,6 +1515,65 @@ mod tests {
             parse_dynamic(&small),
             Err(ElfProblem::BadProgramHeaderSize(8))
         );
+    }
+
+    #[test]
+    fn sections_are_found_by_name_in_every_class_and_byte_order() {
+        for elf64 in [true, false] {
+            for little_endian in [true, false] {
+                let elf = make_module(b"a=b\0", elf64, little_endian);
+                assert_eq!(section_data(&elf, b".modinfo"), Ok(Some(&b"a=b\0"[..])));
+                assert_eq!(section_data(&elf, b".modinf"), Ok(None));
+                assert_eq!(
+                    section_data(&elf, b".shstrtab"),
+                    Ok(Some(&b"\0.modinfo\0.shstrtab\0"[..]))
+                );
+            }
+        }
+        // No section header table: no sections.
+        let exe = full(Class::Elf64, Endian::Little).build();
+        assert_eq!(section_data(&exe, b".modinfo"), Ok(None));
+    }
+
+    #[test]
+    fn section_headers_are_checked_before_use() {
+        let elf = make_module(b"a=b\0", true, true);
+        let shoff =
+            usize::try_from(u64::from_le_bytes(elf[0x28..0x30].try_into().unwrap())).unwrap();
+        let patched = |at: usize, bytes: &[u8]| {
+            let mut bad = elf.clone();
+            bad[at..at + bytes.len()].copy_from_slice(bytes);
+            section_data(&bad, b".modinfo").map(|found| found.map(<[u8]>::to_vec))
+        };
+        assert_eq!(
+            patched(0x3a, &[32, 0]),
+            Err(ElfProblem::BadSectionHeaderSize(32))
+        );
+        assert_eq!(
+            patched(0x3e, &[9, 0]),
+            Err(ElfProblem::BadSectionNameIndex(9))
+        );
+        assert_eq!(
+            patched(0x3c, &[0xff, 0]),
+            Err(ElfProblem::SectionHeadersOutsideFile)
+        );
+        // .modinfo's sh_size runs past the end.
+        assert_eq!(
+            patched(shoff + 64 + 32, &u64::MAX.to_le_bytes()),
+            Err(ElfProblem::SectionOutsideFile)
+        );
+        // SHT_NOBITS has no data, whatever its size says.
+        assert_eq!(
+            patched(shoff + 64 + 4, &SHT_NOBITS.to_le_bytes()),
+            Ok(Some(Vec::new()))
+        );
+        // Extended numbering: e_shnum 0 and SHN_XINDEX, with the count and
+        // the name table's index in section 0.
+        let mut ext = elf.clone();
+        ext[0x3c..0x40].copy_from_slice(&[0, 0, 0xff, 0xff]);
+        ext[shoff + 32..shoff + 40].copy_from_slice(&3u64.to_le_bytes());
+        ext[shoff + 40..shoff + 44].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(section_data(&ext, b".modinfo"), Ok(Some(&b"a=b\0"[..])));
     }
 
     #[test]

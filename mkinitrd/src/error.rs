@@ -9,10 +9,20 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::cpio::Problem;
-use crate::image::PathProblem;
+use rustix::io::Errno;
+
+use crate::cpio::{self, PathProblem, Problem};
+use crate::decompress;
+use crate::elf::ElfProblem;
+use crate::lz4;
+
+/// Symlinks followed while resolving one path before giving up with
+/// `ELOOP`, as the kernel does (`MAXSYMLINKS` in include/linux/namei.h);
+/// ldso.rs and output.rs follow as many, and [`Error::ResolvePath`] names
+/// the limit.
+pub const MAX_SYMLINKS: u32 = 40;
 
 /// Everything that can go wrong while planning, packing or reading an image.
 #[derive(Debug)]
@@ -75,7 +85,7 @@ pub enum Error {
         /// The module file on the host.
         path: PathBuf,
         /// What is wrong with its data.
-        problem: crate::decompress::Problem,
+        problem: decompress::Problem,
     },
     /// A path inside the image is not acceptable.
     BadPath {
@@ -252,14 +262,14 @@ pub enum Error {
         /// The host file.
         path: PathBuf,
         /// What is wrong.
-        problem: crate::elf::ElfProblem,
+        problem: ElfProblem,
     },
     /// A program cannot run as it is (not ELF, a bad `#!` line).
     BadProgram {
         /// The program, under the sysroot.
         path: PathBuf,
         /// What is wrong.
-        problem: crate::ldso::ProgramProblem,
+        problem: ProgramProblem,
     },
     /// The finished temporary file could not be renamed over the output.
     RenameOutput {
@@ -357,7 +367,7 @@ pub enum Error {
         /// Byte offset in the input of the bad magic, size or block.
         offset: u64,
         /// What is wrong.
-        problem: crate::lz4::Problem,
+        problem: lz4::Problem,
     },
     /// A cpio archive decompressed from an LZ4 segment is malformed.
     BadCompressedArchive {
@@ -378,6 +388,32 @@ pub enum Error {
     },
 }
 
+/// Why a program cannot be run as it is ([`Error::BadProgram`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramProblem {
+    /// Neither ELF nor a `#!` script: the kernel would refuse it.
+    NotExecutable,
+    /// A `#!` line with no interpreter path after it.
+    NoInterpreter,
+    /// `#!` interpreters chained deeper than the kernel allows.
+    TooManyInterpreters {
+        /// The kernel's limit (`BINPRM_MAX_RECURSION`).
+        limit: usize,
+    },
+}
+
+impl fmt::Display for ProgramProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProgramProblem::NotExecutable => f.write_str("not an ELF file or a #! script"),
+            ProgramProblem::NoInterpreter => f.write_str("its #! line names no interpreter"),
+            ProgramProblem::TooManyInterpreters { limit } => {
+                write!(f, "more than {limit} #! interpreters in a row (a loop?)")
+            }
+        }
+    }
+}
+
 impl Error {
     /// True when the error is a write to a reader that went away (`mkinitrd
     /// -o - | head`): the caller treats that as success, as `cat` does.
@@ -392,8 +428,16 @@ impl Error {
 }
 
 /// An `io::Error` printed without the " (os error N)" suffix std adds, so
-/// lines read `No such file or directory` as in the style guide.
-struct OsText<'a>(&'a io::Error);
+/// lines read `No such file or directory` as in the style guide; chrootvm
+/// prints its own errors through it too.
+///
+/// # Example
+/// ```
+/// use mkinitrd::error::OsText;
+/// let e = std::io::Error::from_raw_os_error(2);
+/// assert_eq!(OsText(&e).to_string(), "No such file or directory");
+/// ```
+pub struct OsText<'a>(pub &'a io::Error);
 
 impl fmt::Display for OsText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -416,7 +460,7 @@ fn write_path_list(f: &mut fmt::Formatter<'_>, paths: &[PathBuf]) -> fmt::Result
     Ok(())
 }
 
-/// How many further bad `modules.dep` lines are named after the first.
+/// How many further bad lines [`BadLines`] numbers after the first.
 const MORE_LINES_SHOWN: usize = 5;
 
 impl fmt::Display for Error {
@@ -430,30 +474,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::ParseModulesDep { path, problems } => {
-                let Some(((line, what), rest)) = problems.split_first() else {
-                    return write!(f, "cannot parse {}", path.display());
-                };
-                write!(f, "cannot parse {}:{line}: {what}", path.display())?;
-                if !rest.is_empty() {
-                    let lines: Vec<String> = rest
-                        .iter()
-                        .take(MORE_LINES_SHOWN)
-                        .map(|(line, _)| line.to_string())
-                        .collect();
-                    let more = if rest.len() > MORE_LINES_SHOWN {
-                        ", ..."
-                    } else {
-                        ""
-                    };
-                    let plural = if rest.len() == 1 { "" } else { "s" };
-                    write!(
-                        f,
-                        " (and {} more bad line{plural}: {}{more})",
-                        rest.len(),
-                        lines.join(", ")
-                    )?;
-                }
-                Ok(())
+                write!(f, "cannot parse {}", BadLines { path, problems })
             }
             Error::ReadModulesBuiltin { path, source } => {
                 write!(f, "cannot read {}: {}", path.display(), OsText(source))
@@ -480,11 +501,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot read {}: {}", path.display(), OsText(source))
             }
             Error::ParseModuleIndex { path, problems } => {
-                let Some(((line, what), rest)) = problems.split_first() else {
-                    return write!(f, "cannot parse {}", path.display());
-                };
-                write!(f, "cannot parse {}:{line}: {what}", path.display())?;
-                write_more_lines(f, rest)
+                write!(f, "cannot parse {}", BadLines { path, problems })
             }
             Error::DecompressModule { path, problem } => {
                 write!(f, "cannot decompress {}: {problem}", path.display())
@@ -624,12 +641,8 @@ impl fmt::Display for Error {
             }
             Error::ResolvePath { path, source } => {
                 write!(f, "cannot resolve {}: {}", path.display(), OsText(source))?;
-                if source.raw_os_error() == Some(crate::ldso::ELOOP) {
-                    write!(
-                        f,
-                        " (more than {} symbolic links: a loop?)",
-                        crate::ldso::MAX_SYMLINKS
-                    )?;
+                if source.raw_os_error() == Some(Errno::LOOP.raw_os_error()) {
+                    write!(f, " (more than {MAX_SYMLINKS} symbolic links: a loop?)")?;
                 }
                 Ok(())
             }
@@ -687,11 +700,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::ParseManifest { path, problems } => {
-                let Some(((line, what), rest)) = problems.split_first() else {
-                    return write!(f, "cannot read manifest {}", path.display());
-                };
-                write!(f, "cannot read manifest {}:{line}: {what}", path.display())?;
-                write_more_lines(f, rest)
+                write!(f, "cannot read manifest {}", BadLines { path, problems })
             }
             Error::IncludeCycle { path, line, chain } => {
                 write!(
@@ -748,29 +757,86 @@ impl fmt::Display for Error {
     }
 }
 
-/// Writes ` (and N more bad lines: 4, 7)` for the bad lines after the
-/// first of a manifest, or nothing.
-fn write_more_lines(f: &mut fmt::Formatter<'_>, rest: &[(usize, String)]) -> fmt::Result {
-    if rest.is_empty() {
-        return Ok(());
+/// The bad lines of a text file (`modules.dep`, a module index, a
+/// manifest), written as `PATH:LINE: WHAT (and N more bad lines: 4, 7)`:
+/// the first in full, the numbers of up to [`MORE_LINES_SHOWN`] more, and
+/// just `PATH` when there are none.
+struct BadLines<'a> {
+    path: &'a Path,
+    problems: &'a [(usize, String)],
+}
+
+impl fmt::Display for BadLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        let Some(((line, what), rest)) = self.problems.split_first() else {
+            return write!(f, "{path}");
+        };
+        write!(f, "{path}:{line}: {what}")?;
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = rest
+            .iter()
+            .take(MORE_LINES_SHOWN)
+            .map(|(line, _)| line.to_string())
+            .collect();
+        let more = if rest.len() > MORE_LINES_SHOWN {
+            ", ..."
+        } else {
+            ""
+        };
+        let plural = if rest.len() == 1 { "" } else { "s" };
+        write!(
+            f,
+            " (and {} more bad line{plural}: {}{more})",
+            rest.len(),
+            lines.join(", ")
+        )
     }
-    let lines: Vec<String> = rest
-        .iter()
-        .take(MORE_LINES_SHOWN)
-        .map(|(line, _)| line.to_string())
-        .collect();
-    let more = if rest.len() > MORE_LINES_SHOWN {
-        ", ..."
-    } else {
-        ""
-    };
-    let plural = if rest.len() == 1 { "" } else { "s" };
-    write!(
-        f,
-        " (and {} more bad line{plural}: {}{more})",
-        rest.len(),
-        lines.join(", ")
-    )
+}
+
+impl From<cpio::WriteError> for Error {
+    fn from(error: cpio::WriteError) -> Error {
+        match error {
+            cpio::WriteError::TooLarge { what, size } => Error::TooLarge { what, size },
+            cpio::WriteError::FileChanged { path, expected } => {
+                Error::FileChanged { path, expected }
+            }
+            cpio::WriteError::ReadFile { path, source } => Error::ReadFile { path, source },
+            cpio::WriteError::CopyFile { path, source } => Error::CopyFile { path, source },
+            cpio::WriteError::Write { source } => Error::WriteImage { path: None, source },
+            cpio::WriteError::BadPath { path, problem } => Error::BadPath { path, problem },
+        }
+    }
+}
+
+impl From<cpio::ReadError> for Error {
+    fn from(error: cpio::ReadError) -> Error {
+        Error::BadArchive {
+            offset: error.offset,
+            problem: error.problem,
+        }
+    }
+}
+
+impl From<lz4::Lz4Error> for Error {
+    fn from(error: lz4::Lz4Error) -> Error {
+        Error::BadLz4 {
+            offset: error.offset,
+            problem: error.problem,
+        }
+    }
+}
+
+impl From<lz4::BadThreads> for Error {
+    fn from(error: lz4::BadThreads) -> Error {
+        Error::BadOption {
+            option: lz4::THREADS_ENV,
+            problem: error.to_string(),
+            value: error.value,
+        }
+    }
 }
 
 impl std::error::Error for Error {
@@ -873,6 +939,68 @@ mod tests {
             e.to_string(),
             "cannot parse /m/modules.dep:3: no ':' after the module path \
              (and 1 more bad line: 7)"
+        );
+    }
+
+    #[test]
+    fn bad_lines_read_the_same_for_every_text_file() {
+        let problems: Vec<(usize, String)> = (1..=8).map(|n| (n * 2, format!("bad {n}"))).collect();
+        let tail = ":2: bad 1 (and 7 more bad lines: 4, 6, 8, 10, 12, ...)";
+        let dep = Error::ParseModulesDep {
+            path: PathBuf::from("/m/modules.dep"),
+            problems: problems.clone(),
+        };
+        assert_eq!(
+            dep.to_string(),
+            format!("cannot parse /m/modules.dep{tail}")
+        );
+        let index = Error::ParseModuleIndex {
+            path: PathBuf::from("/m/modules.alias"),
+            problems: problems.clone(),
+        };
+        assert_eq!(
+            index.to_string(),
+            format!("cannot parse /m/modules.alias{tail}")
+        );
+        let manifest = Error::ParseManifest {
+            path: PathBuf::from("image.txt"),
+            problems,
+        };
+        assert_eq!(
+            manifest.to_string(),
+            format!("cannot read manifest image.txt{tail}")
+        );
+        let none = Error::ParseManifest {
+            path: PathBuf::from("image.txt"),
+            problems: Vec::new(),
+        };
+        assert_eq!(none.to_string(), "cannot read manifest image.txt");
+    }
+
+    #[test]
+    fn format_errors_become_the_library_lines() {
+        let too_large = cpio::WriteError::TooLarge {
+            what: "big".into(),
+            size: 1 << 32,
+        };
+        assert_eq!(
+            Error::from(too_large).to_string(),
+            "cannot pack big: 4294967296 bytes is over the newc limit of 4 GiB \
+             (its size fields are 32 bits)"
+        );
+        let lz4 = lz4::Lz4Error {
+            offset: 4,
+            problem: lz4::Problem::TrailingData,
+        };
+        assert_eq!(
+            Error::from(lz4).to_string(),
+            "cannot decompress the LZ4 data at byte 4: non-zero bytes follow the end of the \
+             LZ4 data"
+        );
+        let threads = Error::from(lz4::BadThreads { value: "0".into() });
+        assert_eq!(
+            threads.to_string(),
+            "cannot use MKINITRD_THREADS 0: not a whole number from 1 to 64"
         );
     }
 

@@ -8,18 +8,18 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cpio::{self, PATH_MAX, PERMISSION_BITS, TRAILER};
-use crate::decompress::{self, KernelDecompress};
+use crate::decompress::KernelDecompress;
 use crate::error::Error;
+use crate::firmware::{FIRMWARE_MODE, Firmware, IMAGE_FIRMWARE_DIR};
 use crate::init_binary::{BUILTIN_INIT, InitBinary};
 use crate::kmod::Module;
 
-pub use crate::cpio::NodKind;
+pub use crate::cpio::{NodKind, PathProblem};
 
 /// Mode of directories, including the ones added as parents.
 pub const DIR_MODE: u32 = 0o755;
@@ -44,39 +44,6 @@ pub const LATE_MODULE_PREFIX: &str = "zzz-";
 /// Environment variable giving the mtime of every entry
 /// (<https://reproducible-builds.org/specs/source-date-epoch/>).
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
-
-/// Why a path cannot be used in the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PathProblem {
-    /// Nothing is left after normalising (`""`, `/`, `./`).
-    Empty,
-    /// A `..` component, which could point outside the image.
-    DotDot,
-    /// A NUL byte, which ends a name in the archive.
-    Nul,
-    /// Longer than the kernel accepts ([`PATH_MAX`] with its NUL).
-    TooLong,
-    /// The name that ends a cpio archive.
-    Trailer,
-    /// An empty symlink target.
-    EmptyTarget,
-    /// A symlink target longer than [`PATH_MAX`].
-    TargetTooLong,
-}
-
-impl fmt::Display for PathProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PathProblem::Empty => "the path is empty or names the image root",
-            PathProblem::DotDot => "the path has a \"..\" component (paths stay inside the image)",
-            PathProblem::Nul => "it holds a NUL byte",
-            PathProblem::TooLong => "the path is longer than PATH_MAX (4096)",
-            PathProblem::Trailer => "TRAILER!!! is the name that ends a cpio archive",
-            PathProblem::EmptyTarget => "the symlink target is empty",
-            PathProblem::TargetTooLong => "the symlink target is longer than PATH_MAX (4096)",
-        })
-    }
-}
 
 /// One planned entry. Modes are permission bits; the file type is implied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -297,7 +264,7 @@ impl Image {
     /// order ([`crate::kmod::ModuleTree::resolve`]). All prefixes have the
     /// same width, wider than 3 digits only past 1000 modules, so byte order
     /// is load order. Call it once per image. Errors: those of
-    /// [`decompress::decompress_file`] (before anything is added), and of
+    /// [`crate::kmod::decompress_file`] (before anything is added), and of
     /// [`Image::add_file`].
     pub fn add_modules(&mut self, modules: &[Module]) -> Result<(), Error> {
         self.add_modules_named(modules, "", KernelDecompress::NONE)
@@ -362,7 +329,7 @@ impl Image {
                 }
                 Some(compression) => (
                     path,
-                    Some(decompress::decompress_file(&module.path, compression)?),
+                    Some(crate::kmod::decompress_file(&module.path, compression)?),
                 ),
             });
         }
@@ -380,6 +347,11 @@ impl Image {
         self.entries
             .iter()
             .map(|(path, entry)| (path.as_str(), entry))
+    }
+
+    /// The entry planned at `path` (normalised, without a leading `/`).
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
     }
 
     /// Normalises `path`, checks it against the plan, adds missing parents
@@ -481,6 +453,51 @@ pub fn parse_source_date_epoch(value: Option<&OsStr>) -> Result<u32, Error> {
         return Err(bad());
     }
     text.parse().map_err(|_| bad())
+}
+
+impl Image {
+    /// Adds the files of `firmware` ([`crate::firmware::firmware_for`]) where
+    /// `/lib/firmware` leads, mode [`FIRMWARE_MODE`].
+    ///
+    /// When the image has a `lib` symlink already, the files go where it
+    /// points; when it has a `lib` directory, under it. When it has neither
+    /// and the host's `lib` is a symlink, that symlink is added as it is
+    /// first, so host files added later find the same layout. Errors:
+    /// those of [`Image::add_file`] and [`Image::add_symlink`], for
+    /// instance [`Error::PathConflict`] for a `lib` symlink pointing out of
+    /// the image.
+    pub fn add_firmware(&mut self, firmware: &Firmware) -> Result<(), Error> {
+        if firmware.files.is_empty() {
+            return Ok(());
+        }
+        let lib = match self.entries.get("lib") {
+            Some(Entry::Symlink { target }) => symlinked_dir(target),
+            Some(_) => None,
+            None => match &firmware.lib_symlink {
+                Some(target) => {
+                    self.add_symlink("lib", target)?;
+                    symlinked_dir(target)
+                }
+                None => None,
+            },
+        };
+        let dir = match lib {
+            Some(lib) => format!("{lib}/firmware"),
+            None => IMAGE_FIRMWARE_DIR.to_string(),
+        };
+        for file in &firmware.files {
+            let dest = format!("{dir}/{}", file.name);
+            self.add_file(&dest, &file.source, Some(FIRMWARE_MODE))?;
+        }
+        Ok(())
+    }
+}
+
+/// The image directory a top-level symlink's `target` names (`usr/lib`
+/// for `usr/lib` or `/usr/lib`), or `None` when it leaves the image; then
+/// files go under `lib/` and adding them fails with a clear conflict.
+fn symlinked_dir(target: &str) -> Option<String> {
+    normalize_path(target).ok()
 }
 
 #[cfg(test)]

@@ -15,10 +15,12 @@
 
 pub mod content;
 pub mod cpio;
+pub mod dangling;
 pub mod decompress;
 pub mod elf;
 pub mod error;
 pub mod firmware;
+pub mod glob;
 pub mod image;
 pub mod init_binary;
 pub mod kernel;
@@ -31,6 +33,7 @@ pub mod output;
 pub mod rsc;
 mod signal_cleanup;
 pub mod signal_disposition;
+pub mod sink;
 pub mod write;
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use std::mem;
 use std::path::Path;
 
 use crate::cpio::{
-    Entry, Problem, Reader, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+    self, Entry, Problem, Reader, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG,
+    S_IFSOCK,
 };
 use crate::error::Error;
 use crate::lz4::{Decoder, LZ4_LEGACY_MAGIC_BYTES};
@@ -258,7 +259,7 @@ impl ImageReader {
     fn end_lz4(&mut self, start: u64, content: Reader) -> Result<(), Error> {
         self.archives += content.archives();
         match content.finish() {
-            Err(Error::BadArchive {
+            Err(cpio::ReadError {
                 problem: Problem::Empty,
                 ..
             }) => Ok(()),
@@ -300,14 +301,11 @@ impl Error {
 
 /// Places an error of the archives decompressed from the LZ4 segment at
 /// `start` in that segment.
-fn in_segment(start: u64, error: Error) -> Error {
-    match error {
-        Error::BadArchive { offset, problem } => Error::BadCompressedArchive {
-            segment: start,
-            offset,
-            problem,
-        },
-        other => other,
+fn in_segment(start: u64, error: cpio::ReadError) -> Error {
+    Error::BadCompressedArchive {
+        segment: start,
+        offset: error.offset,
+        problem: error.problem,
     }
 }
 

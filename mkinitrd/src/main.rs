@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use mkinitrd::Error;
 use mkinitrd::content::{self, Directive};
+use mkinitrd::dangling;
 use mkinitrd::firmware;
 use mkinitrd::image::{self, Image};
 use mkinitrd::init_binary;
@@ -258,6 +259,10 @@ fn pack(args: &PackArgs) -> Result<(), Error> {
         eprintln!("mkinitrd: warning: {warning}");
     }
     rsc::add_to_image(&args.resources, &mut image)?;
+    // Last: only the complete plan says what a link leads to.
+    for dangling in dangling::dangling_symlinks(&image) {
+        eprintln!("mkinitrd: warning: {dangling}");
+    }
     write_image(&image, destination.as_ref(), &args.compression)
 }
 
@@ -298,8 +303,13 @@ fn resolve_modules(tree: &ModuleTree, applied: &content::Applied) -> Result<Vec<
     let mut names: Vec<&str> = kernel::DEFAULT_MODULES.to_vec();
     names.extend(applied.modules.iter().map(String::as_str));
     for optional in &applied.optional_modules {
-        if tree.resolve(&[optional.as_str()]).is_ok() {
-            names.push(optional);
+        match tree.resolve(&[optional.as_str()]) {
+            Ok(_) => names.push(optional),
+            // What `try-` promises: a module the tree does not have is
+            // skipped. A broken tree (a parse error, a cycle) is still an
+            // error, as for any other module.
+            Err(Error::MissingModules { .. }) => {}
+            Err(other) => return Err(other),
         }
     }
     tree.resolve(&names)
@@ -383,6 +393,27 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Command, String> {
         parse_args(args.iter().map(OsString::from)).map_err(|e| e.to_string())
+    }
+
+    /// Issue 15: `try-module` took any resolve error (a parse error, a
+    /// dependency cycle) for "absent" and skipped the module silently.
+    #[test]
+    fn try_module_skips_only_modules_the_tree_lacks() {
+        let dep = "kernel/virtio_pci.ko:\nkernel/virtiofs.ko:\n\
+                   kernel/a.ko: kernel/b.ko\nkernel/b.ko: kernel/a.ko\n";
+        let tree = ModuleTree::parse(Path::new("/m"), dep, "").unwrap();
+        let applied = |name: &str| content::Applied {
+            optional_modules: vec![name.to_string()],
+            ..content::Applied::default()
+        };
+        let names: Vec<String> = resolve_modules(&tree, &applied("absent"))
+            .unwrap()
+            .into_iter()
+            .map(|module| module.name)
+            .collect();
+        assert_eq!(names, ["virtio_pci", "virtiofs"]);
+        let err = resolve_modules(&tree, &applied("a")).unwrap_err();
+        assert!(matches!(err, Error::DependencyCycle { .. }), "{err}");
     }
 
     fn pack_args(args: &[&str]) -> PackArgs {

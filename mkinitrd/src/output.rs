@@ -18,7 +18,7 @@
 //!   socket: an error, and nothing is touched.
 //!
 //! Host file data is copied into the output in the kernel
-//! ([`copy_into`]).
+//! ([`crate::sink::copy_into`]).
 //!
 //! The temporary file has no name (`O_TMPFILE`) where the filesystem
 //! allows it (ext4, XFS, btrfs, tmpfs): the kernel frees it however the
@@ -44,7 +44,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, File, FileType};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
@@ -53,8 +53,7 @@ use std::process;
 
 use rustix::fs::{Mode, OFlags};
 
-use crate::error::Error;
-use crate::ldso::{ELOOP, MAX_SYMLINKS};
+use crate::error::{Error, MAX_SYMLINKS};
 use crate::signal_cleanup;
 
 /// Mode of the finished image, whatever the umask: qemu or a boot loader
@@ -226,7 +225,7 @@ fn follow_symlinks(path: &Path) -> Result<How, Error> {
     }
     Err(Error::StatOutput {
         path: path.to_path_buf(),
-        source: io::Error::from_raw_os_error(ELOOP),
+        source: io::Error::from(rustix::io::Errno::LOOP),
     })
 }
 
@@ -583,73 +582,6 @@ fn replace(dir: &OwnedFd, temp: &CStr, name: &OsStr) -> io::Result<Option<OwnedF
     Ok(None)
 }
 
-/// Bytes asked of one `copy_file_range` call: Linux copies at most
-/// `MAX_RW_COUNT` (2 GiB - 4 KiB) per call anyway.
-const COPY_CHUNK: usize = 1 << 30;
-
-/// Copies `len` bytes from `source` to `dest`, each at and advancing its
-/// file position, with `copy_file_range(2)`: the data does not pass
-/// through user space, and copy-on-write filesystems (btrfs, XFS) share
-/// the extents when the offsets are block-aligned.
-///
-/// Where the call does not work before anything is copied (a kernel
-/// before 4.5, files on two filesystems of different types since 5.19
-/// (EXDEV), a seccomp filter, procfs files that report 0 bytes), it falls
-/// back to `std::io::copy`, which tries `sendfile(2)` and then a read/write
-/// loop. Returns the bytes copied: fewer than `len` when `source` ended
-/// first. Unlike `std::io::copy`, it stats neither file.
-///
-/// # Example
-/// ```
-/// use std::io::{Seek, Write};
-/// let dir = std::env::temp_dir();
-/// let from = dir.join(format!("doc-copy-from-{}", std::process::id()));
-/// let to = dir.join(format!("doc-copy-to-{}", std::process::id()));
-/// std::fs::write(&from, b"0123456789")?;
-/// let mut dest = std::fs::File::create(&to)?;
-/// dest.write_all(b"head:")?;
-/// let copied = mkinitrd::output::copy_into(&dest, &std::fs::File::open(&from)?, 4)?;
-/// assert_eq!(copied, 4);
-/// assert_eq!(std::fs::read(&to)?, b"head:0123");
-/// # std::fs::remove_file(&from)?;
-/// # std::fs::remove_file(&to)?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-///
-/// # References
-/// - [`copy_file_range(2)`](https://man7.org/linux/man-pages/man2/copy_file_range.2.html)
-pub fn copy_into(dest: &File, source: &File, len: u64) -> io::Result<u64> {
-    use rustix::io::Errno;
-    let mut copied = 0;
-    while copied < len {
-        let want = usize::try_from(len - copied).map_or(COPY_CHUNK, |n| n.min(COPY_CHUNK));
-        match rustix::fs::copy_file_range(source, None, dest, None, want) {
-            // The end of the source, or (before any byte) a file system
-            // that reports no data, such as procfs: read() decides which.
-            Ok(0) if copied == 0 => break,
-            Ok(0) => return Ok(copied),
-            Ok(n) => copied += n as u64,
-            Err(Errno::INTR) => continue,
-            // The call cannot copy between these files at all.
-            Err(
-                Errno::XDEV
-                | Errno::NOSYS
-                | Errno::OPNOTSUPP
-                | Errno::INVAL
-                | Errno::PERM
-                | Errno::BADF,
-            ) if copied == 0 => break,
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-    if copied == len {
-        return Ok(copied);
-    }
-    let mut dest = dest;
-    let rest = io::copy(&mut source.take(len - copied), &mut dest)?;
-    Ok(copied + rest)
-}
-
 /// Gives a write error of the image its destination path.
 fn name_destination(error: Error, path: &Path) -> Error {
     match error {
@@ -665,7 +597,7 @@ fn name_destination(error: Error, path: &Path) -> Error {
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn write_bytes(bytes: &'static [u8]) -> impl FnOnce(&mut File) -> Result<(), Error> {
@@ -1133,34 +1065,5 @@ mod tests {
             err.to_string(),
             "cannot write to no-such-dir/: not a file name"
         );
-    }
-
-    #[test]
-    fn copy_into_copies_at_both_positions() {
-        let tmp = TempDir::new("output-copy");
-        let data: Vec<u8> = (0..300_000_u32).map(|i| i.to_le_bytes()[0]).collect();
-        let from = tmp.write("from", &data);
-        let source = File::open(&from).unwrap();
-        let mut dest = File::create(tmp.path().join("to")).unwrap();
-        dest.write_all(b"head").unwrap();
-        assert_eq!(copy_into(&dest, &source, 100_000).unwrap(), 100_000);
-        assert_eq!(copy_into(&dest, &source, 150_000).unwrap(), 150_000);
-        // Only 50000 bytes are left in the source.
-        assert_eq!(copy_into(&dest, &source, 70_000).unwrap(), 50_000);
-        assert_eq!(copy_into(&dest, &source, 1).unwrap(), 0);
-        let written = fs::read(tmp.path().join("to")).unwrap();
-        assert_eq!(&written[..4], b"head");
-        assert!(written[4..] == data[..]);
-    }
-
-    #[test]
-    fn copy_into_falls_back_where_the_kernel_cannot_copy() {
-        // procfs files report no size: copy_file_range copies nothing.
-        let tmp = TempDir::new("output-copy-proc");
-        let source = File::open("/proc/self/status").unwrap();
-        let dest = File::create(tmp.path().join("to")).unwrap();
-        let copied = copy_into(&dest, &source, 6).unwrap();
-        assert_eq!(copied, 6);
-        assert_eq!(fs::read(tmp.path().join("to")).unwrap(), b"Name:\t"[..]);
     }
 }

@@ -16,7 +16,7 @@
 //!   writes by a second thread while the next blocks are read. That is two
 //!   copies instead of one, but `copy_file_range` copies between
 //!   page-aligned addresses, the slow case of `rep movsb` on some x86 CPUs,
-//!   and the blocks are placed to avoid it (`cpio::BUFFER_SKEW`): for a 25 MB
+//!   and the blocks are placed to avoid it (`sink::BUFFER_SKEW`): for a 25 MB
 //!   image on ext4 (AMD EPYC, 2 cores) 18 ms against 29 ms, and 20 to 23 ms
 //!   with the writes on the reading thread.
 
@@ -26,10 +26,11 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
-use crate::cpio::{self, FileSink, SinkError};
+use crate::cpio;
 use crate::error::Error;
 use crate::image::{Entry, Image};
 use crate::lz4::{Lz4Options, Lz4Writer};
+use crate::sink::{self, FileSink, SinkError};
 
 /// Size of the output buffer: big enough that headers and small files go
 /// out in few writes.
@@ -189,7 +190,13 @@ impl Image {
     fn write_entries<W: Write>(
         &self,
         writer: &mut cpio::Writer<W>,
-        mut pack_file: impl FnMut(&mut cpio::Writer<W>, &str, &File, u32, u64) -> Result<(), Error>,
+        mut pack_file: impl FnMut(
+            &mut cpio::Writer<W>,
+            &str,
+            &File,
+            u32,
+            u64,
+        ) -> Result<(), cpio::WriteError>,
     ) -> Result<(), Error> {
         let mtime = self.mtime;
         for (path, entry) in &self.entries {
@@ -201,7 +208,7 @@ impl Image {
                         source: e,
                     })?;
                     pack_file(writer, path, &file, *mode, *size)
-                        .map_err(|e| name_host_file(e, source))?;
+                        .map_err(|e| name_host_file(e.into(), source))?;
                 }
                 Entry::Bytes { data, mode } => writer.write_bytes(path, *mode, mtime, data)?,
                 Entry::Symlink { target } => writer.write_symlink(path, target, mtime)?,
@@ -285,7 +292,7 @@ struct Blocks<'f> {
 /// Blocks in use at once: one filling, the others queued or being written.
 const BLOCKS: usize = 4;
 
-/// One block, from `start`, which is [`cpio::BUFFER_SKEW`] bytes into a
+/// One block, from `start`, which is [`sink::BUFFER_SKEW`] bytes into a
 /// page.
 struct Block {
     buf: Vec<u8>,
@@ -296,7 +303,7 @@ struct Block {
 
 impl Block {
     fn new() -> Block {
-        let (buf, start) = cpio::skewed_buffer(BLOCK_LEN);
+        let (buf, start) = sink::skewed_buffer(BLOCK_LEN);
         Block {
             buf,
             start,
@@ -611,7 +618,7 @@ mod tests {
         let file = File::create(tmp.path().join("out")).unwrap();
         let mut blocks = Blocks::new(&file);
         let at = blocks.room(1).as_ptr().addr();
-        assert_eq!(at % cpio::PAGE, cpio::BUFFER_SKEW);
+        assert_eq!(at % sink::PAGE, sink::BUFFER_SKEW);
         assert_eq!(blocks.room(usize::MAX).len(), BLOCK_LEN);
     }
 

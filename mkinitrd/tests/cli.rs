@@ -967,3 +967,37 @@ fn kver_finds_an_installed_kernels_modules() {
         );
     }
 }
+
+/// Issue 15: a symlink that points at nothing in the image was packed
+/// without a word (`--bin busybox --symlink /bin/sh:busybox` on a
+/// usr-merged host, where busybox lands in usr/bin).
+#[test]
+fn dangling_symlinks_are_warned_about() {
+    let fx = Fixture::new("dangling");
+    let out = fx.out("init.cpio");
+    let output = fx
+        .command(&[
+            "--symlink",
+            "/bin/sh:busybox",
+            "--symlink",
+            "/etc/mtab:/proc/mounts",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let stderr = stderr_of(&output);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("symlink"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "mkinitrd: warning: symlink /bin/sh -> busybox points at nothing in the image \
+          (/bin/busybox is not in it)"
+        ]
+    );
+    assert!(list_names(&out).contains(&"bin/sh".to_string()));
+}

@@ -11,9 +11,9 @@
 //! [`ModuleTree::resolve`] turns
 //! requested names and aliases into the module files to pack, in the order
 //! modprobe loads them. The parsers ([`parse_alias`], [`parse_softdep`],
-//! [`parse_weakdep`], [`parse_builtin_modinfo`]) and [`fnmatch`] are pure
-//! functions over the files' contents that never panic, for tests and
-//! fuzzers.
+//! [`parse_weakdep`], [`parse_builtin_modinfo`]) are pure functions over
+//! the files' contents that never panic, for tests and fuzzers; patterns
+//! are matched by [`crate::glob`].
 //!
 //! Deliberately not read: modprobe.d(5) (so blacklists never hide a
 //! requested module, and its `alias`, `softdep`, `options` and `install`
@@ -22,16 +22,33 @@
 //! indexes, which hold the same data as the text files.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::fs;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use crate::decompress::Compression;
 use crate::decompress::{self, KernelDecompress};
 use crate::error::Error;
+use crate::glob::fnmatch;
+
+mod hasher;
+mod index;
+mod module;
+mod order;
+mod pattern;
+
+use hasher::FastHash;
+use index::parse_dep_line;
+pub use index::{
+    Alias, BuiltinModinfo, LineProblem, Softdep, Weakdep, parse_alias, parse_builtin_modinfo,
+    parse_softdep, parse_weakdep,
+};
+pub use module::{Module, decompress_file, normalize_alias, normalize_name};
+use module::{split_module_path, strip_module_suffix};
+use order::{Mark, SoftTargets, Walk};
+use pattern::PatternIndex;
 
 /// depmod's list of modules and their dependencies (depmod(8)).
 pub const MODULES_DEP: &str = "modules.dep";
@@ -47,458 +64,6 @@ pub const MODULES_WEAKDEP: &str = "modules.weakdep";
 /// The `.modinfo` of the built-in modules, `module.key=value` strings each
 /// ended by a NUL (Linux 5.2).
 pub const MODULES_BUILTIN_MODINFO: &str = "modules.builtin.modinfo";
-
-/// How a module file is compressed, from its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Compression {
-    /// `.ko.gz`
-    Gzip,
-    /// `.ko.xz`
-    Xz,
-    /// `.ko.zst`
-    Zstd,
-}
-
-impl Compression {
-    /// What follows `.ko` in the file name: `.gz`, `.xz` or `.zst`.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Compression::Gzip => ".gz",
-            Compression::Xz => ".xz",
-            Compression::Zstd => ".zst",
-        }
-    }
-}
-
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Compression::Gzip => "gzip",
-            Compression::Xz => "xz",
-            Compression::Zstd => "zstd",
-        })
-    }
-}
-
-/// Module file suffixes and what they say about compression. `.ko` last:
-/// every other suffix is tried first.
-const MODULE_SUFFIXES: [(&str, Option<Compression>); 4] = [
-    (".ko.gz", Some(Compression::Gzip)),
-    (".ko.xz", Some(Compression::Xz)),
-    (".ko.zst", Some(Compression::Zstd)),
-    (".ko", None),
-];
-/// One module file of the tree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Module {
-    /// The module name: the file name without its suffix, `-` as `_`
-    /// (`virtio_pci`).
-    pub name: String,
-    /// The file name without its suffix, as it is (`amd-uncore`).
-    pub stem: String,
-    /// The file as `modules.dep` names it, relative to the module tree.
-    pub rel_path: PathBuf,
-    /// The file on the host: the module tree joined with `rel_path`.
-    pub path: PathBuf,
-    /// Compression, from the suffix.
-    pub compression: Option<Compression>,
-}
-
-impl Module {
-    /// The module at `rel` (a `modules.dep` path) in tree `moddir`, or
-    /// `None` when `rel` does not name a module file.
-    pub fn from_dep_path(moddir: &Path, rel: &str) -> Option<Module> {
-        let (stem, compression) = split_module_path(rel)?;
-        Some(Module {
-            name: normalize_name(stem),
-            stem: stem.to_string(),
-            rel_path: PathBuf::from(rel),
-            // Old depmods wrote absolute paths; join keeps those as they are.
-            path: moddir.join(rel),
-            compression,
-        })
-    }
-}
-
-/// The file name of module path `rel` without its suffix, and the
-/// compression the suffix says; `None` when it is not a module file.
-fn split_module_path(rel: &str) -> Option<(&str, Option<Compression>)> {
-    let (without, compression) = strip_module_suffix(rel)?;
-    let stem = without.rsplit_once('/').map_or(without, |(_, stem)| stem);
-    Some((stem, compression))
-}
-
-/// `rel` without its module suffix, and the compression the suffix says;
-/// `None` when it is not a module file (no suffix, or nothing before it in
-/// the file name).
-fn strip_module_suffix(rel: &str) -> Option<(&str, Option<Compression>)> {
-    MODULE_SUFFIXES.iter().find_map(|(suffix, compression)| {
-        rel.strip_suffix(suffix)
-            .filter(|without| !without.is_empty() && !without.ends_with('/'))
-            .map(|without| (without, *compression))
-    })
-}
-
-/// The module name for `name`: `-` and `_` are the same to the kernel and
-/// to modprobe, so names are compared with `_` only.
-pub fn normalize_name(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-/// An alias or alias pattern as modprobe compares it: `-` as `_`, except
-/// inside `[...]` where `-` makes a range (libkmod's `alias_normalize`;
-/// depmod normalises the patterns of `modules.alias.bin` the same way, so
-/// `fs-virtiofs` and `fs_virtiofs` are one alias).
-pub fn normalize_alias(alias: &str) -> String {
-    if !alias.contains('-') {
-        return alias.to_owned();
-    }
-    let mut out = String::with_capacity(alias.len());
-    let mut in_brackets = false;
-    for ch in alias.chars() {
-        match ch {
-            '[' if !in_brackets => in_brackets = true,
-            ']' if in_brackets => in_brackets = false,
-            _ => {}
-        }
-        out.push(if ch == '-' && !in_brackets { '_' } else { ch });
-    }
-    out
-}
-
-/// fnmatch(3) with no flags, as modprobe matches aliases and softdep module
-/// names: `*` matches any run of characters (`/` included), `?` any one,
-/// `[abc]`, `[a-z]`, `[!a]` or `[^a]` and `[[:digit:]]` one of a set, and
-/// `\` makes the next character literal. A `[` without its `]` is literal.
-///
-/// Works on bytes, which is exact for the ASCII of module aliases. Time is
-/// at most pattern length times text length: there is no backtracking
-/// blow-up, whatever the pattern.
-///
-/// # Example
-/// ```
-/// use mkinitrd::kmod::fnmatch;
-/// assert!(fnmatch("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001042sv*sd*bc*sc*i*"));
-/// assert!(fnmatch("virtio[_-]pci", "virtio_pci"));
-/// assert!(!fnmatch("fs_?", "fs_ext4"));
-/// ```
-pub fn fnmatch(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    // After a `*`: the pattern position after it and the text position it
-    // matches up to. A later mismatch lets the `*` take one more byte; only
-    // the last `*` matters, since `*` matches anything.
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if pi < p.len() {
-            if p[pi] == b'*' {
-                pi += 1;
-                star = Some((pi, ti));
-                continue;
-            }
-            if let Some(&c) = t.get(ti) {
-                let (len, matched) = match_one(p, pi, c);
-                if matched {
-                    pi += len;
-                    ti += 1;
-                    continue;
-                }
-            }
-        } else if ti == t.len() {
-            return true;
-        }
-        match star {
-            Some((after, upto)) if upto < t.len() => {
-                star = Some((after, upto + 1));
-                pi = after;
-                ti = upto + 1;
-            }
-            _ => return false,
-        }
-    }
-}
-
-/// Matches the pattern element at `p[at]` (not `*`) against `c`: the
-/// element's length and whether it matched.
-fn match_one(p: &[u8], at: usize, c: u8) -> (usize, bool) {
-    match p[at] {
-        b'?' => (1, true),
-        b'[' => bracket(p, at, c).unwrap_or((1, c == b'[')),
-        // glibc: a `\` that ends the pattern matches nothing.
-        b'\\' => p.get(at + 1).map_or((1, false), |&next| (2, next == c)),
-        literal => (1, literal == c),
-    }
-}
-
-/// Matches the bracket expression at `p[at]` against `c`: its length and
-/// whether it matched, or `None` when it has no closing `]`.
-fn bracket(p: &[u8], at: usize, c: u8) -> Option<(usize, bool)> {
-    let mut i = at + 1;
-    let negate = matches!(p.get(i), Some(b'!' | b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let b = *p.get(i)?;
-        // A `]` right after `[` or `[!` is a member, not the end.
-        if b == b']' && !first {
-            return Some((i + 1 - at, matched != negate));
-        }
-        first = false;
-        if b == b'[' && p.get(i + 1) == Some(&b':') {
-            let rest = p.get(i + 2..)?;
-            if let Some(len) = rest.windows(2).position(|w| w == b":]") {
-                matched |= in_class(&rest[..len], c);
-                i += 2 + len + 2;
-                continue;
-            }
-        }
-        let (low, next) = escaped(p, i)?;
-        match (p.get(next), p.get(next + 1)) {
-            (Some(b'-'), Some(&end)) if end != b']' => {
-                let (high, after) = escaped(p, next + 1)?;
-                matched |= (low..=high).contains(&c);
-                i = after;
-            }
-            _ => {
-                matched |= low == c;
-                i = next;
-            }
-        }
-    }
-}
-
-/// The byte at `p[i]`, or the one after it when `p[i]` is `\`, and the
-/// position after it.
-fn escaped(p: &[u8], i: usize) -> Option<(u8, usize)> {
-    match *p.get(i)? {
-        b'\\' => Some((*p.get(i + 1)?, i + 2)),
-        b => Some((b, i + 1)),
-    }
-}
-
-/// Whether `c` is in the POSIX class `name` (`[:name:]`), in the C locale.
-/// An unknown class has no members.
-fn in_class(name: &[u8], c: u8) -> bool {
-    match name {
-        b"alnum" => c.is_ascii_alphanumeric(),
-        b"alpha" => c.is_ascii_alphabetic(),
-        b"blank" => c == b' ' || c == b'\t',
-        b"cntrl" => c.is_ascii_control(),
-        b"digit" => c.is_ascii_digit(),
-        b"graph" => c.is_ascii_graphic(),
-        b"lower" => c.is_ascii_lowercase(),
-        b"print" => c.is_ascii_graphic() || c == b' ',
-        b"punct" => c.is_ascii_punctuation(),
-        b"space" => c.is_ascii_whitespace() || c == 0x0b,
-        b"upper" => c.is_ascii_uppercase(),
-        b"xdigit" => c.is_ascii_hexdigit(),
-        _ => false,
-    }
-}
-
-/// A bad line of a text index: its number from 1 and what is wrong.
-pub type LineProblem = (usize, String);
-
-/// One line of `modules.alias`: `alias PATTERN MODULE`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Alias {
-    /// The fnmatch(3) pattern, normalised ([`normalize_alias`]).
-    pub pattern: String,
-    /// The module it stands for, normalised ([`normalize_name`]).
-    pub module: String,
-}
-
-/// One line of `modules.softdep`: `softdep MODULE pre: A B post: C`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Softdep {
-    /// The module, an fnmatch(3) pattern as in modprobe.d(5), normalised.
-    pub module: String,
-    /// Names or aliases to load before it, in order.
-    pub pre: Vec<String>,
-    /// Names or aliases to load after it, in order.
-    pub post: Vec<String>,
-}
-
-/// One line of `modules.weakdep`: `weakdep MODULE DEP...`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Weakdep {
-    /// The module, an fnmatch(3) pattern, normalised.
-    pub module: String,
-    /// Names or aliases it may use.
-    pub deps: Vec<String>,
-}
-
-/// What `modules.builtin.modinfo` says: the built-in modules and their
-/// aliases.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BuiltinModinfo {
-    /// Names of built-in modules, normalised, each once, in file order.
-    pub names: Vec<String>,
-    /// Their alias patterns, normalised ([`normalize_alias`]).
-    pub aliases: Vec<String>,
-}
-
-/// Parses the text of `modules.alias`. Lines are `alias PATTERN MODULE`;
-/// empty lines and `#` comments are skipped, and words after the module
-/// are ignored, as libkmod does.
-///
-/// Errors: every line that is not an `alias` line with two words, by line
-/// number. Never panics.
-///
-/// # Example
-/// ```
-/// use mkinitrd::kmod::parse_alias;
-/// let aliases = parse_alias("# Aliases extracted from modules themselves.\nalias fs-virtiofs virtiofs\n").unwrap();
-/// assert_eq!(aliases[0].pattern, "fs_virtiofs");
-/// assert_eq!(aliases[0].module, "virtiofs");
-/// ```
-pub fn parse_alias(text: &str) -> Result<Vec<Alias>, Vec<LineProblem>> {
-    parse_lines(text, "alias", |words| match (words.next(), words.next()) {
-        (Some(pattern), Some(module)) => Ok(Alias {
-            pattern: normalize_alias(pattern),
-            module: normalize_name(module),
-        }),
-        _ => Err("expected \"alias PATTERN MODULE\"".to_string()),
-    })
-}
-
-/// Parses the text of `modules.softdep`: `softdep MODULE pre: A B post: C`.
-///
-/// As in libkmod, `pre:` and `post:` switch the list the following names go
-/// to and may repeat; names before the first of them are ignored (depmod
-/// copies `MODULE_SOFTDEP("gcm")` from cifs like that, and modprobe loads
-/// nothing for it).
-///
-/// Errors: every line that is not a `softdep` line with a module and at
-/// least one more word, by line number. Never panics.
-///
-/// # Example
-/// ```
-/// use mkinitrd::kmod::parse_softdep;
-/// let softdeps = parse_softdep("softdep vfio post: vfio_iommu_type1 vfio_iommu_spapr_tce\n").unwrap();
-/// assert_eq!(softdeps[0].post, ["vfio_iommu_type1", "vfio_iommu_spapr_tce"]);
-/// ```
-pub fn parse_softdep(text: &str) -> Result<Vec<Softdep>, Vec<LineProblem>> {
-    parse_lines(text, "softdep", |words| {
-        let usage = || "expected \"softdep MODULE pre: NAME... post: NAME...\"".to_string();
-        let module = words.next().ok_or_else(usage)?;
-        let mut softdep = Softdep {
-            module: normalize_alias(module),
-            pre: Vec::new(),
-            post: Vec::new(),
-        };
-        let mut list: Option<&mut Vec<String>> = None;
-        let mut any = false;
-        for word in words {
-            any = true;
-            match word {
-                "pre:" => list = Some(&mut softdep.pre),
-                "post:" => list = Some(&mut softdep.post),
-                name => {
-                    if let Some(list) = list.as_mut() {
-                        list.push(name.to_string());
-                    }
-                }
-            }
-        }
-        if any { Ok(softdep) } else { Err(usage()) }
-    })
-}
-
-/// Parses the text of `modules.weakdep`: `weakdep MODULE DEP...`.
-///
-/// Errors: every line that is not a `weakdep` line with a module and at
-/// least one dependency, by line number. Never panics.
-pub fn parse_weakdep(text: &str) -> Result<Vec<Weakdep>, Vec<LineProblem>> {
-    parse_lines(text, "weakdep", |words| {
-        let module = words.next().map(normalize_alias);
-        let deps: Vec<String> = words.map(str::to_string).collect();
-        match module {
-            Some(module) if !deps.is_empty() => Ok(Weakdep { module, deps }),
-            _ => Err("expected \"weakdep MODULE NAME...\"".to_string()),
-        }
-    })
-}
-
-/// Parses `modules.builtin.modinfo`: `module.key=value` strings, each ended
-/// by a NUL. Every module named there is built in; its `alias` values are
-/// aliases of a built-in module. Strings that are not UTF-8 or not of that
-/// form are skipped: the file has no lines to report. Never panics.
-///
-/// # Example
-/// ```
-/// use mkinitrd::kmod::parse_builtin_modinfo;
-/// let info = parse_builtin_modinfo(b"ext4.alias=fs-ext4\0ext4.license=GPL\0md5.alias=crypto-md5\0");
-/// assert_eq!(info.names, ["ext4", "md5"]);
-/// assert_eq!(info.aliases, ["fs_ext4", "crypto_md5"]);
-/// ```
-pub fn parse_builtin_modinfo(data: &[u8]) -> BuiltinModinfo {
-    let mut info = BuiltinModinfo::default();
-    let mut seen = HashSet::new();
-    // The strings of one module come together: its name is normalised and
-    // looked up once per run of them.
-    let mut last = None;
-    for entry in data.split(|&b| b == 0) {
-        let Ok(entry) = std::str::from_utf8(entry) else {
-            continue;
-        };
-        let Some((key, value)) = entry.split_once('=') else {
-            continue;
-        };
-        let Some((module, field)) = key.split_once('.') else {
-            continue;
-        };
-        if module.is_empty() {
-            continue;
-        }
-        if last != Some(module) {
-            last = Some(module);
-            let module = normalize_name(module);
-            if seen.insert(module.clone()) {
-                info.names.push(module);
-            }
-        }
-        if field == "alias" && !value.is_empty() {
-            info.aliases.push(normalize_alias(value));
-        }
-    }
-    info
-}
-
-/// Runs `parse` on the words after `command` of each line that is not
-/// empty or a `#` comment, collecting every bad line.
-fn parse_lines<'a, T>(
-    text: &'a str,
-    command: &str,
-    mut parse: impl FnMut(&mut dyn Iterator<Item = &'a str>) -> Result<T, String>,
-) -> Result<Vec<T>, Vec<LineProblem>> {
-    let mut items = Vec::new();
-    let mut problems = Vec::new();
-    for (number, line) in (1..).zip(text.lines()) {
-        let mut words = words(line);
-        let result = match words.next() {
-            None => continue,
-            Some(word) if word.starts_with('#') => continue,
-            Some(word) if word == command => parse(&mut words),
-            Some(word) => Err(format!(
-                "unknown command \"{word}\" (expected \"{command}\")"
-            )),
-        };
-        match result {
-            Ok(item) => items.push(item),
-            Err(problem) => problems.push((number, problem)),
-        }
-    }
-    if problems.is_empty() {
-        Ok(items)
-    } else {
-        Err(problems)
-    }
-}
-
 /// A module of `modules.dep`: where its path and its dependencies are in
 /// the tree. Its [`Module`] is made when first asked for: a run packs a few
 /// dozen of a tree's thousands, so parsing allocates nothing per module but
@@ -1072,50 +637,6 @@ impl ModuleTree {
     }
 }
 
-/// Entries found by the module name their fnmatch(3) pattern matches:
-/// literal patterns (all of depmod's) through a map, so a module's softdeps
-/// are found without matching every line, the others one by one.
-#[derive(Debug, Default)]
-struct PatternIndex {
-    /// Entry indices by literal pattern.
-    literal: HashMap<String, Vec<usize>>,
-    /// Indices of entries whose pattern has wildcards.
-    globs: Vec<usize>,
-}
-
-impl PatternIndex {
-    /// Indexes the entries whose patterns are `patterns`, in order.
-    fn new<'a>(patterns: impl Iterator<Item = &'a str>) -> PatternIndex {
-        let mut index = PatternIndex::default();
-        for (i, pattern) in patterns.enumerate() {
-            if pattern.contains(['*', '?', '[', '\\']) {
-                index.globs.push(i);
-            } else {
-                index
-                    .literal
-                    .entry(pattern.to_string())
-                    .or_default()
-                    .push(i);
-            }
-        }
-        index
-    }
-
-    /// The indices of the entries matching `name`, in entry order;
-    /// `pattern` gives an entry's pattern.
-    fn matching<'a>(&self, name: &str, pattern: impl Fn(usize) -> &'a str) -> Vec<usize> {
-        let mut found: Vec<usize> = self.literal.get(name).cloned().unwrap_or_default();
-        found.extend(
-            self.globs
-                .iter()
-                .copied()
-                .filter(|&i| fnmatch(pattern(i), name)),
-        );
-        found.sort_unstable();
-        found
-    }
-}
-
 /// Reads `moddir/name`, or `None` when it does not exist.
 fn read_index(moddir: &Path, name: &str) -> Result<Option<Vec<u8>>, IndexError> {
     let path = moddir.join(name);
@@ -1141,72 +662,6 @@ fn parse_index<T>(
     })
 }
 
-/// Parses one non-empty `modules.dep` line into the module's path and
-/// name, appending its dependencies' paths to `deps`, checking that every
-/// path names a module file. On an error `deps` is left as it was.
-fn parse_dep_line<'a>(line: &'a str, deps: &mut Vec<&'a str>) -> Result<(&'a str, String), String> {
-    let Some((path, dep_text)) = line.split_once(':') else {
-        return Err("no ':' after the module path".to_string());
-    };
-    let not_a_module =
-        |path: &str| format!("{path} is not a kernel module file (.ko, .ko.gz, .ko.xz or .ko.zst)");
-    let path = path.trim();
-    let (stem, _) = split_module_path(path).ok_or_else(|| not_a_module(path))?;
-    let start = deps.len();
-    for dep in words(dep_text) {
-        if strip_module_suffix(dep).is_none() {
-            deps.truncate(start);
-            return Err(not_a_module(dep));
-        }
-        deps.push(dep);
-    }
-    Ok((path, normalize_name(stem)))
-}
-
-/// The words of `text`, as `str::split_whitespace` gives them, faster for
-/// ASCII text (all of depmod's).
-fn words(text: &str) -> impl Iterator<Item = &str> {
-    let (ascii, other) = if text.is_ascii() {
-        (Some(text.split_ascii_whitespace()), None)
-    } else {
-        (None, Some(text.split_whitespace()))
-    };
-    ascii
-        .into_iter()
-        .flatten()
-        .chain(other.into_iter().flatten())
-}
-
-/// The hasher of the module name and path maps: FxHash, rustc's, which
-/// costs a multiply per 8 bytes where std's SipHash-1-3 costs several
-/// rounds. It does not resist chosen collisions, which only a hostile
-/// module tree could bring, at the cost of a slow run.
-type FastHash = BuildHasherDefault<FxHasher>;
-
-/// See [`FastHash`].
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        let mut add = |word: u64| self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            add(u64::from_le_bytes(word));
-        }
-        for &byte in chunks.remainder() {
-            add(u64::from(byte));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The names of the modules of a `modules.builtin` text, one path a line.
 fn builtin_names(modules_builtin: &str) -> HashSet<String> {
     modules_builtin
@@ -1222,153 +677,6 @@ impl Fallback {
     fn add_modinfo(&mut self, info: BuiltinModinfo) {
         self.builtin.extend(info.names);
         self.builtin_aliases = info.aliases;
-    }
-}
-
-/// Where a module is in the walk of [`ModuleTree::resolve`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mark {
-    New,
-    /// Its `modules.dep` dependencies are being placed: meeting it again
-    /// through one of those is a cycle.
-    Deps,
-    /// Its dependencies are placed; its `pre:` soft dependencies are being
-    /// placed.
-    Pre,
-    /// It is in the load order.
-    Done,
-}
-
-/// What a frame of the walk is placing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    Deps,
-    Pre,
-    Post,
-    Weak,
-}
-
-/// The modules a module's soft and weak dependencies stand for.
-#[derive(Debug, Default)]
-struct SoftTargets {
-    pre: Vec<usize>,
-    post: Vec<usize>,
-    weak: Vec<usize>,
-}
-
-/// One module being placed.
-#[derive(Debug)]
-struct Frame {
-    node: usize,
-    stage: Stage,
-    /// How many edges of the current stage were followed.
-    next: usize,
-    /// Looked up when the `Pre` stage starts.
-    soft: SoftTargets,
-}
-
-/// The depth-first walk of [`ModuleTree::resolve`]. Iterative, so a hostile
-/// `modules.dep` cannot overflow the stack.
-struct Walk<'t> {
-    tree: &'t ModuleTree,
-    marks: Vec<Mark>,
-    order: Vec<usize>,
-    stack: Vec<Frame>,
-}
-
-impl Walk<'_> {
-    /// Places `root` and everything it brings that is not placed yet.
-    fn visit(&mut self, root: usize) -> Result<(), Error> {
-        if self.marks[root] != Mark::New {
-            return Ok(());
-        }
-        let tree = self.tree;
-        self.enter(root);
-        while let Some(frame) = self.stack.last_mut() {
-            let node = frame.node;
-            if frame.stage == Stage::Deps {
-                let deps = tree.deps_of(node);
-                if frame.next == deps.len() {
-                    frame.stage = Stage::Pre;
-                    frame.next = 0;
-                    frame.soft = tree.soft_targets(node)?;
-                    self.marks[node] = Mark::Pre;
-                    continue;
-                }
-                let dep = deps[deps.len() - 1 - frame.next];
-                frame.next += 1;
-                match self.marks[dep] {
-                    Mark::New => self.enter(dep),
-                    Mark::Done => {}
-                    // `dep` waits for a soft dependency that needs `node`:
-                    // its own dependencies are placed, so it can go now.
-                    Mark::Pre => self.place(dep),
-                    Mark::Deps => return Err(self.cycle_error(dep)),
-                }
-                continue;
-            }
-            let targets = match frame.stage {
-                Stage::Pre => &frame.soft.pre,
-                Stage::Post => &frame.soft.post,
-                _ => &frame.soft.weak,
-            };
-            if let Some(&target) = targets.get(frame.next) {
-                frame.next += 1;
-                // A soft or weak dependency already met is not walked
-                // again: this breaks a softdep cycle where it closes.
-                if self.marks[target] == Mark::New {
-                    self.enter(target);
-                }
-                continue;
-            }
-            frame.next = 0;
-            match frame.stage {
-                Stage::Pre => {
-                    frame.stage = Stage::Post;
-                    if self.marks[node] != Mark::Done {
-                        self.place(node);
-                    }
-                }
-                Stage::Post => frame.stage = Stage::Weak,
-                _ => {
-                    self.stack.pop();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts placing `node`.
-    fn enter(&mut self, node: usize) {
-        self.marks[node] = Mark::Deps;
-        self.stack.push(Frame {
-            node,
-            stage: Stage::Deps,
-            next: 0,
-            soft: SoftTargets::default(),
-        });
-    }
-
-    /// Appends `node` to the load order.
-    fn place(&mut self, node: usize) {
-        self.marks[node] = Mark::Done;
-        self.order.push(node);
-    }
-
-    /// The error for a walk that met `dep` again while placing its
-    /// dependencies.
-    fn cycle_error(&self, dep: usize) -> Error {
-        let start = self.stack.iter().position(|f| f.node == dep).unwrap_or(0);
-        let chain = self.stack[start..]
-            .iter()
-            .map(|f| f.node)
-            .chain([dep])
-            .map(|i| self.tree.name(i))
-            .collect();
-        Error::DependencyCycle {
-            path: self.tree.moddir.join(MODULES_DEP),
-            chain,
-        }
     }
 }
 
@@ -2010,61 +1318,27 @@ alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
     }
 
     #[test]
-    fn fnmatch_wildcards() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("", "", true),
-            ("", "a", false),
-            ("*", "", true),
-            ("*", "anything/with/slashes", true),
-            ("a*b*c", "aXXbYYc", true),
-            ("a*b*c", "aXXbYY", false),
-            ("a*c", "abcbc", true),
-            ("**a", "ba", true),
-            ("?", "a", true),
-            ("?", "", false),
-            ("a?c", "abc", true),
-            ("[abc]x", "bx", true),
-            ("[abc]x", "dx", false),
-            ("[a-c]", "b", true),
-            ("[!a-c]", "b", false),
-            ("[^a-c]", "d", true),
-            ("[]]", "]", true),
-            ("[!]]", "]", false),
-            ("[a-]", "-", true),
-            ("[[:digit:]]1", "71", true),
-            ("[[:upper:]]", "a", false),
-            ("[[:nope:]]", "a", false),
-            ("[", "[", true),
-            ("[ab", "[ab", true),
-            ("a\\*", "a*", true),
-            ("a\\*", "ab", false),
-            ("a\\", "a\\", false),
-            ("[\\]]", "]", true),
-            (
-                "pci:v00001AF4d*sv*sd*bc*sc*i*",
-                "pci:v00001AF4d00001042sv*sd*bc*sc*i*",
-                true,
-            ),
-            (
-                "pci:v00001AF4d*sv*sd*bc*sc*i*",
-                "pci:v00008086d00001042sv*sd*bc*sc*i*",
-                false,
-            ),
-        ];
-        for &(pattern, text, want) in cases {
-            assert_eq!(
-                fnmatch(pattern, text),
-                want,
-                "fnmatch({pattern:?}, {text:?})"
-            );
-        }
-    }
-
-    #[test]
-    fn fnmatch_has_no_exponential_backtracking() {
-        let pattern = "*a".repeat(200) + "b";
-        let text = "a".repeat(5000);
-        assert!(!fnmatch(&pattern, &text));
+    fn decompress_file_names_the_file() {
+        let tmp = TempDir::new("decompress-file");
+        let path = tmp.write("virtio.ko.xz", b"not xz");
+        let err = decompress_file(&path, Compression::Xz).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot decompress {}: not valid xz data: no xz magic at the start (is the \
+                 file damaged? reinstall the package that owns it)",
+                path.display()
+            )
+        );
+        let missing = tmp.path().join("missing.ko.gz");
+        let err = decompress_file(&missing, Compression::Gzip).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read {}: No such file or directory",
+                missing.display()
+            )
+        );
     }
 
     #[test]

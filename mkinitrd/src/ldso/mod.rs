@@ -44,15 +44,25 @@
 //! path, the dynamic section and its strings are read ([`elf::read_dynamic`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustix::io::Errno;
+
 use crate::elf::{self, Class, Dynamic, EM_386, EM_AARCH64, EM_X86_64};
-use crate::error::Error;
+use crate::error::{Error, MAX_SYMLINKS};
+use crate::glob::{fnmatch_name, is_literal};
+
+mod conf;
+mod search;
+mod walk;
+
+pub use crate::error::ProgramProblem;
+pub use search::default_dirs;
+use walk::{Failure, Node, Walk};
 
 /// Where a program name is looked up, in order: the root `PATH` of Debian's
 /// `/etc/profile` and login.defs.
@@ -64,14 +74,8 @@ pub const PROGRAM_DIRS: [&str; 6] = [
     "/sbin",
     "/bin",
 ];
-/// Symlinks followed while resolving one path before giving up with
-/// `ELOOP`, as the kernel does (`MAXSYMLINKS` in include/linux/namei.h).
-pub const MAX_SYMLINKS: u32 = 40;
-/// `ELOOP` on Linux (include/uapi/asm-generic/errno.h), for the same
-/// "Too many levels of symbolic links" text the kernel's error gives.
-pub const ELOOP: i32 = 40;
-/// `ENOTDIR` on Linux (include/uapi/asm-generic/errno-base.h).
-const ENOTDIR: i32 = 20;
+/// `ENOTDIR`, for paths whose parent is not a directory.
+const ENOTDIR: i32 = Errno::NOTDIR.raw_os_error();
 /// How many `#!` interpreters may be chained: the kernel's
 /// `BINPRM_MAX_RECURSION` is 4 (include/linux/binfmts.h).
 pub const MAX_INTERPRETERS: usize = 4;
@@ -118,30 +122,6 @@ impl HostItem {
     }
 }
 
-/// Why a program cannot be run as it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProgramProblem {
-    /// Neither ELF nor a `#!` script: the kernel would refuse it.
-    NotExecutable,
-    /// A `#!` line with no interpreter path after it.
-    NoInterpreter,
-    /// `#!` interpreters chained deeper than [`MAX_INTERPRETERS`].
-    TooManyInterpreters,
-}
-
-impl fmt::Display for ProgramProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProgramProblem::NotExecutable => f.write_str("not an ELF file or a #! script"),
-            ProgramProblem::NoInterpreter => f.write_str("its #! line names no interpreter"),
-            ProgramProblem::TooManyInterpreters => write!(
-                f,
-                "more than {MAX_INTERPRETERS} #! interpreters in a row (a loop?)"
-            ),
-        }
-    }
-}
-
 /// Finds host programs and what they load, and collects them as
 /// [`HostItem`]s.
 ///
@@ -172,141 +152,6 @@ pub struct Resolver {
     nodes: HashMap<String, Node>,
     /// Where each path given to [`Resolver::walk`] led.
     walks: HashMap<String, Result<Walk, Failure>>,
-}
-
-/// What [`Resolver::walk`] learned of one path under the sysroot.
-#[derive(Clone, Debug)]
-enum Node {
-    /// Not a symlink: what `lstat(2)` said (for the sysroot itself,
-    /// `stat(2)`, which follows a symlink).
-    Meta(fs::Metadata),
-    /// A symlink, and its target as stored.
-    Link(String),
-    /// A symlink whose target cannot be read.
-    BadLink(Failure),
-    /// `lstat(2)` failed.
-    Failed(Failure),
-}
-
-/// A failed `lstat(2)` or `readlink(2)`, kept to be given again.
-#[derive(Clone, Copy, Debug)]
-enum Failure {
-    /// The errno.
-    Os(i32),
-    /// A symlink target that is not UTF-8.
-    NotUtf8,
-    /// An error without an errno (none is expected from these calls).
-    Kind(io::ErrorKind),
-}
-
-impl Failure {
-    fn of(e: &io::Error) -> Failure {
-        e.raw_os_error()
-            .map_or(Failure::Kind(e.kind()), Failure::Os)
-    }
-
-    fn error(self) -> io::Error {
-        match self {
-            Failure::Os(errno) => io::Error::from_raw_os_error(errno),
-            Failure::NotUtf8 => {
-                io::Error::new(io::ErrorKind::InvalidData, "symlink target is not UTF-8")
-            }
-            Failure::Kind(kind) => io::Error::from(kind),
-        }
-    }
-}
-
-/// Where a path led: the real path at the end and the symlinks on the way.
-#[derive(Clone, Debug)]
-struct Walk {
-    /// The resolved path relative to the sysroot, no leading slash.
-    real: String,
-    /// `(link path, target as stored)` for each symlink met, in order.
-    links: Vec<(String, String)>,
-    /// What is at `real`.
-    meta: fs::Metadata,
-}
-
-/// What `$LIB` and `$PLATFORM` expand to for a program.
-#[derive(Clone, Copy, Debug)]
-struct DstValues {
-    /// `$LIB`.
-    lib: &'static str,
-    /// `$PLATFORM`, the kernel's `AT_PLATFORM`; `None` when unknown, and
-    /// ld.so then drops the search path entry.
-    platform: Option<&'static str>,
-}
-
-/// What ld.so expands `$LIB` and `$PLATFORM` to for programs of a class and
-/// machine.
-///
-/// glibc sets `$LIB` to the last component of its `slibdir`, or to the
-/// multiarch path when built for it as Debian's is: on Debian 12 x86-64,
-/// `LD_DEBUG=libs` on a program with `RPATH=/x/$LIB:/y/$PLATFORM` shows it
-/// searching `/x/lib/x86_64-linux-gnu` and `/y/x86_64`. We follow Debian
-/// (the supported host) for x86-64, i386 and arm64; other machines get
-/// `lib64`/`lib` and no `$PLATFORM`.
-fn dst_values(class: Class, machine: u16) -> DstValues {
-    match (class, machine) {
-        (Class::Elf64, EM_X86_64) => DstValues {
-            lib: "lib/x86_64-linux-gnu",
-            platform: Some("x86_64"),
-        },
-        (Class::Elf32, EM_386) => DstValues {
-            lib: "lib/i386-linux-gnu",
-            platform: Some("i686"),
-        },
-        (Class::Elf64, EM_AARCH64) => DstValues {
-            lib: "lib/aarch64-linux-gnu",
-            platform: Some("aarch64"),
-        },
-        (Class::Elf64, _) => DstValues {
-            lib: "lib64",
-            platform: None,
-        },
-        (Class::Elf32, _) => DstValues {
-            lib: "lib",
-            platform: None,
-        },
-    }
-}
-
-/// ld.so's default directories for programs of a class and machine.
-///
-/// Debian 12's x86-64 ld.so (`ld.so --help`) searches
-/// `/lib/x86_64-linux-gnu`, `/usr/lib/x86_64-linux-gnu`, `/lib`, `/usr/lib`;
-/// Fedora's searches `/lib64`, `/usr/lib64`. We search the union, Debian's
-/// multiarch directories first, so a host of either kind works; the class
-/// check keeps a 32-bit `/lib` library out of a 64-bit program.
-pub fn default_dirs(class: Class, machine: u16) -> &'static [&'static str] {
-    match (class, machine) {
-        (Class::Elf64, EM_X86_64) => &[
-            "/lib/x86_64-linux-gnu",
-            "/usr/lib/x86_64-linux-gnu",
-            "/lib64",
-            "/usr/lib64",
-            "/lib",
-            "/usr/lib",
-        ],
-        (Class::Elf32, EM_386) => &[
-            "/lib/i386-linux-gnu",
-            "/usr/lib/i386-linux-gnu",
-            "/lib32",
-            "/usr/lib32",
-            "/lib",
-            "/usr/lib",
-        ],
-        (Class::Elf64, EM_AARCH64) => &[
-            "/lib/aarch64-linux-gnu",
-            "/usr/lib/aarch64-linux-gnu",
-            "/lib64",
-            "/usr/lib64",
-            "/lib",
-            "/usr/lib",
-        ],
-        (Class::Elf64, _) => &["/lib64", "/usr/lib64", "/lib", "/usr/lib"],
-        (Class::Elf32, _) => &["/lib", "/usr/lib"],
-    }
 }
 
 /// One object loaded into the simulated process.
@@ -523,7 +368,9 @@ impl Resolver {
             if depth == MAX_INTERPRETERS {
                 return Err(Error::BadProgram {
                     path: PathBuf::from(path),
-                    problem: ProgramProblem::TooManyInterpreters,
+                    problem: ProgramProblem::TooManyInterpreters {
+                        limit: MAX_INTERPRETERS,
+                    },
                 });
             }
             self.commit(&walk);
@@ -627,117 +474,6 @@ impl Resolver {
         Ok(())
     }
 
-    /// Finds `name`, needed by object `loader` of `process`, whose program's
-    /// headers are `program`.
-    fn find_library(
-        &mut self,
-        process: &Process,
-        loader: usize,
-        name: &str,
-        program: &Dynamic,
-    ) -> Result<Found, Error> {
-        // Each candidate: (path, where its directory came from). `tried`
-        // is what the error lists: the directories, or the one path.
-        let (candidates, tried): (Vec<(String, DirSource)>, Vec<String>) = if name.contains('/') {
-            // A path is opened as it is after expansion, without a search
-            // (a relative one from the root: see `absolute`).
-            let dst = dst_values(program.header.class, program.header.e_machine);
-            let origin = &process.objects[loader].origin;
-            let path = expand_dsts(name, origin, dst).map(|path| absolute(&path));
-            let candidates = path.iter().map(|p| (p.clone(), DirSource::Builtin));
-            (
-                candidates.collect(),
-                vec![path.unwrap_or_else(|| name.to_owned())],
-            )
-        } else {
-            let dirs = self.search_dirs(process, loader, program);
-            let candidates = dirs
-                .iter()
-                .map(|(dir, source)| (format!("{dir}/{name}"), *source));
-            (
-                candidates.collect(),
-                dirs.into_iter().map(|(dir, _)| dir).collect(),
-            )
-        };
-        for (path, source) in candidates {
-            let walk = match self.walk(&path) {
-                Ok(walk) if walk.meta.is_file() => walk,
-                Ok(_) => continue,
-                // ld.so moves on to the next directory when a file or
-                // directory is missing; anything else (a loop, EACCES) is
-                // worth stopping for.
-                Err(e) if is_absent(&e) => continue,
-                Err(source) => {
-                    return Err(Error::ResolvePath {
-                        path: PathBuf::from(path),
-                        source,
-                    });
-                }
-            };
-            if let Some(dynamic) = self.same_abi(&walk, &program.header)? {
-                return Ok(Found {
-                    path,
-                    walk,
-                    via_conf: source == DirSource::Conf,
-                    dynamic,
-                });
-            }
-        }
-        Err(Error::FindLibrary {
-            name: name.to_owned(),
-            needed_by: PathBuf::from(&process.objects[loader].path),
-            tried: tried.into_iter().map(PathBuf::from).collect(),
-        })
-    }
-
-    /// The directories searched for a name without `/` needed by object
-    /// `loader`, in ld.so's order, each once.
-    fn search_dirs(
-        &self,
-        process: &Process,
-        loader: usize,
-        program: &Dynamic,
-    ) -> Vec<(String, DirSource)> {
-        let header = &program.header;
-        let dst = dst_values(header.class, header.e_machine);
-        let needing = &process.objects[loader];
-        let mut dirs = Vec::new();
-        // DT_RPATH up the chain of loaders, unless the needing object has
-        // DT_RUNPATH; an object with both has no DT_RPATH for glibc.
-        if needing.dynamic.runpath.is_none() {
-            let mut at = Some(loader);
-            while let Some(index) = at {
-                let object = &process.objects[index];
-                if let (Some(rpath), None) = (&object.dynamic.rpath, &object.dynamic.runpath) {
-                    dirs.extend(expand_search_path(rpath, &object.origin, dst));
-                }
-                at = object.loader;
-            }
-        }
-        if let Some(runpath) = &needing.dynamic.runpath {
-            dirs.extend(expand_search_path(runpath, &needing.origin, dst));
-        }
-        let mut dirs: Vec<(String, DirSource)> = dirs
-            .into_iter()
-            .map(|dir| (dir, DirSource::Builtin))
-            .collect();
-        if !needing.dynamic.nodeflib() {
-            let defaults = default_dirs(header.class, header.e_machine);
-            for dir in &self.conf_dirs {
-                let source = if defaults.contains(&dir.as_str()) {
-                    DirSource::Builtin
-                } else {
-                    DirSource::Conf
-                };
-                dirs.push((dir.clone(), source));
-            }
-            dirs.extend(defaults.iter().map(|&d| (d.to_owned(), DirSource::Builtin)));
-        }
-        let mut seen = HashSet::new();
-        dirs.retain(|(dir, _)| seen.insert(dir.clone()));
-        dirs
-    }
-
     /// The ELF file `walk` led to, parsed, when it has `want`'s class, byte
     /// order and machine; `None` when it has others or is not ELF. Only a
     /// file that matches is parsed past its header.
@@ -832,228 +568,6 @@ impl Resolver {
                 });
         }
     }
-
-    /// The host path of `rel`, a path relative to the sysroot.
-    fn host(&self, rel: &str) -> PathBuf {
-        self.sysroot.join(rel)
-    }
-
-    /// Resolves absolute `path` under the sysroot one component at a time,
-    /// as the kernel's path walk does, recording each symlink met: a
-    /// relative target continues from the link's directory, an absolute one
-    /// from the sysroot, and `..` never leaves the sysroot.
-    ///
-    /// # Errors
-    ///
-    /// The `io::Error` of the failing `lstat` or `readlink` (`NotFound` for
-    /// a missing component), `ENOTDIR` when a non-directory has a component
-    /// after it, `ELOOP` after [`MAX_SYMLINKS`] symlinks, `InvalidData` for a
-    /// symlink target that is not UTF-8.
-    fn walk(&mut self, path: &str) -> io::Result<Walk> {
-        // The same path comes back for every program that needs the same
-        // library in the same directories.
-        if let Some(walked) = self.walks.get(path) {
-            return walked.clone().map_err(Failure::error);
-        }
-        let walked = self.walk_path(path);
-        self.walks.insert(path.to_owned(), walked.clone());
-        walked.map_err(Failure::error)
-    }
-
-    /// [`Resolver::walk`], the first time `path` is asked for.
-    fn walk_path(&mut self, path: &str) -> Result<Walk, Failure> {
-        let mut real: Vec<String> = Vec::new();
-        // Components still to resolve, the next one last.
-        let mut todo: Vec<String> = components_reversed(path);
-        let mut links = Vec::new();
-        let mut followed = 0;
-        let mut meta = self.dir_meta("")?;
-        while let Some(name) = todo.pop() {
-            if !meta.is_dir() {
-                return Err(Failure::Os(ENOTDIR));
-            }
-            if name == "." {
-                continue;
-            }
-            if name == ".." {
-                real.pop();
-                meta = self.dir_meta(&real.join("/"))?;
-                continue;
-            }
-            let candidate = join(&real, &name);
-            let target = match self.node(&candidate) {
-                Node::Meta(this) => {
-                    meta = this.clone();
-                    real.push(name);
-                    continue;
-                }
-                Node::Failed(failure) => return Err(*failure),
-                Node::Link(target) => Ok(target.clone()),
-                Node::BadLink(failure) => Err(*failure),
-            };
-            followed += 1;
-            if followed > MAX_SYMLINKS {
-                return Err(Failure::Os(ELOOP));
-            }
-            let target = target?;
-            if target.starts_with('/') {
-                real.clear();
-                meta = self.dir_meta("")?;
-            }
-            todo.extend(components_reversed(&target));
-            links.push((candidate, target));
-        }
-        Ok(Walk {
-            real: real.join("/"),
-            links,
-            meta,
-        })
-    }
-
-    /// What is at `rel`, a path relative to the sysroot (`""`: the sysroot
-    /// itself), asking `lstat(2)` and, for a symlink, `readlink(2)` the
-    /// first time only.
-    fn node(&mut self, rel: &str) -> &Node {
-        if !self.nodes.contains_key(rel) {
-            let node = self.stat_node(rel);
-            self.nodes.insert(rel.to_owned(), node);
-        }
-        &self.nodes[rel]
-    }
-
-    /// Asks the kernel what is at `rel`, for [`Resolver::node`].
-    fn stat_node(&self, rel: &str) -> Node {
-        let host = self.host(rel);
-        // The sysroot may be a symlink to the tree; nothing under it is
-        // followed here.
-        let meta = if rel.is_empty() {
-            fs::metadata(&host)
-        } else {
-            fs::symlink_metadata(&host)
-        };
-        match meta {
-            Err(e) => Node::Failed(Failure::of(&e)),
-            Ok(meta) if meta.file_type().is_symlink() => match fs::read_link(&host) {
-                Ok(target) => match target.into_os_string().into_string() {
-                    Ok(target) => Node::Link(target),
-                    Err(_) => Node::BadLink(Failure::NotUtf8),
-                },
-                Err(e) => Node::BadLink(Failure::of(&e)),
-            },
-            Ok(meta) => Node::Meta(meta),
-        }
-    }
-
-    /// What [`Resolver::node`] says of `rel`, a directory the walk has
-    /// resolved already (or the sysroot), which is never a symlink.
-    fn dir_meta(&mut self, rel: &str) -> Result<fs::Metadata, Failure> {
-        match self.node(rel) {
-            Node::Meta(meta) => Ok(meta.clone()),
-            Node::Failed(failure) | Node::BadLink(failure) => Err(*failure),
-            Node::Link(_) => Err(Failure::Os(ENOTDIR)),
-        }
-    }
-
-    /// Reads the `ld.so.conf` file at absolute `path` as ldconfig's
-    /// `parse_conf` does, appending its directories to `dirs`: `#` starts a
-    /// comment, `include PATTERN...` reads the files the glob(7) patterns
-    /// match (a relative pattern is relative to this file's directory),
-    /// `hwcap` lines are obsolete and skipped, any other line is a directory
-    /// (an `=TYPE` suffix and trailing slashes dropped). Files already read,
-    /// by resolved path, are skipped, which also ends include loops.
-    fn read_conf(
-        &mut self,
-        path: &str,
-        dirs: &mut Vec<String>,
-        seen: &mut HashSet<String>,
-    ) -> Result<(), Error> {
-        let walk = match self.walk(path) {
-            Ok(walk) => walk,
-            // ldconfig ignores a configuration file it cannot open.
-            Err(e) if is_absent(&e) => return Ok(()),
-            Err(source) => {
-                return Err(Error::ResolvePath {
-                    path: PathBuf::from(path),
-                    source,
-                });
-            }
-        };
-        if !walk.meta.is_file() || !seen.insert(walk.real.clone()) {
-            return Ok(());
-        }
-        let host = self.host(&walk.real);
-        let text = fs::read(&host).map_err(|source| Error::ReadFile {
-            path: host.clone(),
-            source,
-        })?;
-        let base = parent(path);
-        for line in String::from_utf8_lossy(&text).lines() {
-            let line = line.split('#').next().unwrap_or_default().trim();
-            if let Some(patterns) = keyword_args(line, "include") {
-                for pattern in patterns.split([' ', '\t']).filter(|p| !p.is_empty()) {
-                    let pattern = if pattern.starts_with('/') {
-                        pattern.to_owned()
-                    } else {
-                        format!("{}/{pattern}", base.trim_end_matches('/'))
-                    };
-                    for file in self.glob(&pattern) {
-                        self.read_conf(&file, dirs, seen)?;
-                    }
-                }
-            } else if keyword_args(line, "hwcap").is_none() {
-                let dir = line.split('=').next().unwrap_or_default().trim_end();
-                let dir = match dir.trim_end_matches('/') {
-                    "" if dir.starts_with('/') => "/",
-                    trimmed => trimmed,
-                };
-                // ldconfig would take a relative line from its working
-                // directory; ld.so has no such notion.
-                if dir.starts_with('/') && !dirs.iter().any(|d| d == dir) {
-                    dirs.push(dir.to_owned());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The absolute paths under the sysroot matching glob(7) `pattern`,
-    /// sorted. As glob(3) without `GLOB_ERR`, unreadable directories match
-    /// nothing, and `*` and `?` do not match a leading dot.
-    fn glob(&mut self, pattern: &str) -> Vec<String> {
-        let mut matches = vec![String::new()];
-        for part in pattern.split('/').filter(|p| !p.is_empty()) {
-            if !part.contains(['*', '?', '[']) {
-                for path in &mut matches {
-                    path.push('/');
-                    path.push_str(part);
-                }
-                continue;
-            }
-            let mut next = Vec::new();
-            for dir in &matches {
-                let Ok(walk) = self.walk(if dir.is_empty() { "/" } else { dir }) else {
-                    continue;
-                };
-                let Ok(entries) = fs::read_dir(self.host(&walk.real)) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let Ok(name) = entry.file_name().into_string() else {
-                        continue;
-                    };
-                    let hidden = name.starts_with('.') && !part.starts_with('.');
-                    if !hidden && fnmatch(part.as_bytes(), name.as_bytes()) {
-                        next.push(format!("{dir}/{name}"));
-                    }
-                }
-            }
-            matches = next;
-        }
-        matches.retain(|path| !path.is_empty());
-        matches.sort();
-        matches.dedup();
-        matches
-    }
 }
 
 /// `path` made absolute: a relative one is taken from the root.
@@ -1098,13 +612,6 @@ fn is_absent(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ENOTDIR)
 }
 
-/// The rest of `line` after `keyword` and a blank, as ldconfig matches
-/// `include` (`strncmp` then `isblank`).
-fn keyword_args<'a>(line: &'a str, keyword: &str) -> Option<&'a str> {
-    let rest = line.strip_prefix(keyword)?;
-    rest.starts_with([' ', '\t']).then_some(rest)
-}
-
 /// The interpreter path of a `#!` line in `head`, the first bytes of a
 /// file: after `#!` and blanks, up to a blank or the end of the line, as
 /// the kernel's binfmt_script reads it. `None` when there is none.
@@ -1117,152 +624,14 @@ fn parse_shebang(head: &[u8]) -> Option<String> {
     String::from_utf8(interp.to_vec()).ok()
 }
 
-/// The absolute directories of a colon-separated `DT_RPATH` or
-/// `DT_RUNPATH`, tokens expanded for an object whose `$ORIGIN` is `origin`.
-/// As in glibc's `fillin_rpath`, an entry with a token that cannot be
-/// expanded is dropped; entries that stay relative are dropped too (see the
-/// module doc), and trailing slashes are removed.
-fn expand_search_path(list: &str, origin: &str, dst: DstValues) -> Vec<String> {
-    list.split(':')
-        .filter_map(|entry| expand_dsts(entry, origin, dst))
-        .filter(|dir| dir.starts_with('/'))
-        .map(|dir| match dir.trim_end_matches('/') {
-            "" => "/".to_owned(),
-            trimmed => trimmed.to_owned(),
-        })
-        .collect()
-}
-
-/// `s` with `$ORIGIN`, `$LIB` and `$PLATFORM` (or `${...}`) replaced, as
-/// glibc's `_dl_dst_substitute`: an unbraced name must not run on into
-/// letters, digits or `_`, and any other `$` stays as it is. `None` when a
-/// token has no value here.
-fn expand_dsts(s: &str, origin: &str, dst: DstValues) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let token = [
-            ("ORIGIN", Some(origin)),
-            ("LIB", Some(dst.lib)),
-            ("PLATFORM", dst.platform),
-        ]
-        .into_iter()
-        .find_map(|(name, value)| dst_len(after, name).map(|len| (len, value)));
-        match token {
-            Some((len, value)) => {
-                out.push_str(value?);
-                rest = &after[len..];
-            }
-            None => {
-                out.push('$');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
-/// How many bytes of `s` (what follows a `$`) are the token `name`, braced
-/// or not; glibc's `is_dst`.
-fn dst_len(s: &str, name: &str) -> Option<usize> {
-    if let Some(rest) = s.strip_prefix('{') {
-        return rest
-            .strip_prefix(name)?
-            .starts_with('}')
-            .then_some(name.len() + 2);
-    }
-    let rest = s.strip_prefix(name)?;
-    let runs_on = rest
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-    (!runs_on).then_some(name.len())
-}
-
-/// glob(7) matching of one path component: `*`, `?`, `[...]` with `!` or
-/// `^` negation and ranges, `\` quoting; byte-wise. Linear backtracking on
-/// the last `*`, so hostile patterns cost at most `pattern * name` steps.
-fn fnmatch(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    // Where to resume after the last `*`: its pattern index and the name
-    // index it is trying to stop at.
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        if pattern.get(p) == Some(&b'*') {
-            star = Some((p, n));
-            p += 1;
-            continue;
-        }
-        if let Some(next) = match_one(pattern, p, name[n]) {
-            p = next;
-            n += 1;
-            continue;
-        }
-        match star {
-            Some((star_p, star_n)) => {
-                p = star_p + 1;
-                n = star_n + 1;
-                star = Some((star_p, star_n + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|&b| b == b'*')
-}
-
-/// The pattern index after the element at `p` when that element matches
-/// byte `c`; `None` when it does not or the pattern has ended.
-fn match_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
-    match *pattern.get(p)? {
-        b'?' => Some(p + 1),
-        b'\\' if p + 1 < pattern.len() => (pattern[p + 1] == c).then_some(p + 2),
-        b'[' => match match_class(pattern, p, c) {
-            Some((true, next)) => Some(next),
-            Some((false, _)) => None,
-            // No closing `]`: a plain `[`.
-            None => (c == b'[').then_some(p + 1),
-        },
-        literal => (literal == c).then_some(p + 1),
-    }
-}
-
-/// Matches `c` against the bracket expression at `pattern[p] == '['`:
-/// whether it matches and the index after the closing `]`, or `None` when
-/// there is no closing `]`.
-fn match_class(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
-    let mut i = p + 1;
-    let negate = matches!(pattern.get(i), Some(b'!' | b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let lo = *pattern.get(i)?;
-        if lo == b']' && !first {
-            return Some((matched != negate, i + 1));
-        }
-        first = false;
-        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&b| b != b']') {
-            let hi = pattern[i + 2];
-            matched |= lo <= c && c <= hi;
-            i += 3;
-        } else {
-            matched |= lo == c;
-            i += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::elf::{DF_1_NODEFLIB, EM_386, Endian, TestElf};
     use crate::testutil::TempDir;
+    use search::{dst_values, expand_dsts, expand_search_path};
     use std::error::Error as _;
+    use std::fs;
     use std::os::unix::fs::symlink;
 
     /// The x86-64 interpreter path.
@@ -1569,6 +938,22 @@ mod tests {
         );
     }
 
+    /// Issue 15: ld.so.conf's globs had no POSIX classes and took a `\\`
+    /// literally, where ldconfig's glob(3) (fnmatch(3)) has classes and
+    /// quotes with it.
+    #[test]
+    fn ld_so_conf_includes_glob_as_glibc_does() {
+        let root = plain("conf-classes");
+        root.0.write(
+            "etc/ld.so.conf",
+            b"include ld.so.conf.d/lib[[:digit:]].conf\ninclude ld.so.conf.d/x\\.conf\n",
+        );
+        root.0.write("etc/ld.so.conf.d/lib1.conf", b"/opt/one\n");
+        root.0.write("etc/ld.so.conf.d/libx.conf", b"/opt/x\n");
+        root.0.write("etc/ld.so.conf.d/x.conf", b"/opt/quoted\n");
+        assert_eq!(root.resolver().conf_dirs, ["/opt/one", "/opt/quoted"]);
+    }
+
     #[test]
     fn conf_dirs_that_are_default_dirs_need_no_cache() {
         let root = plain("conf-default");
@@ -1766,7 +1151,7 @@ mod tests {
         let err = resolver.add_path("/l40").unwrap_err();
         assert_eq!(
             err.source().unwrap().to_string(),
-            io::Error::from_raw_os_error(ELOOP).to_string()
+            io::Error::from(Errno::LOOP).to_string()
         );
     }
 
@@ -1837,47 +1222,6 @@ mod tests {
         );
         let err = resolver.add_path("/lib").unwrap_err();
         assert!(matches!(err, Error::NotRegularFile { .. }), "{err}");
-    }
-
-    #[test]
-    fn glob_patterns_match_as_glob_does() {
-        let yes = [
-            ("*.conf", "a.conf"),
-            ("*", "x"),
-            ("a*b*c", "aXbYbc"),
-            ("?.c", "x.c"),
-            ("[a-c]x", "bx"),
-            ("[!a-c]x", "dx"),
-            ("[^a]", "b"),
-            ("[]]", "]"),
-            ("[a-]", "-"),
-            ("\\*", "*"),
-            ("[", "["),
-            ("**", ""),
-        ];
-        for (pattern, name) in yes {
-            assert!(
-                fnmatch(pattern.as_bytes(), name.as_bytes()),
-                "{pattern} {name}"
-            );
-        }
-        let no = [
-            ("*.conf", "a.conf~"),
-            ("?", ""),
-            ("[a-c]x", "dx"),
-            ("[!a]", "a"),
-            ("\\*", "x"),
-            ("a*b", "ac"),
-        ];
-        for (pattern, name) in no {
-            assert!(
-                !fnmatch(pattern.as_bytes(), name.as_bytes()),
-                "{pattern} {name}"
-            );
-        }
-        // Hostile patterns stay quadratic at worst.
-        let long = "a".repeat(2000);
-        assert!(!fnmatch("*a*a*a*a*a*b".as_bytes(), long.as_bytes()));
     }
 
     #[test]
