@@ -5,9 +5,12 @@
 //! without touching the disk; [`crate::manifest`] builds the same directives
 //! from a file. [`apply`] then adds directives to an [`Image`] in order,
 //! reading the host only to stat files, list directories and read symlinks:
-//! file data is read when the image is written. Kernel modules and programs
-//! are not resolved here: [`apply`] hands them back in [`Applied`] for the
-//! module and ELF resolvers. Nothing is kept between calls.
+//! file data is read when the image is written. Programs are resolved as
+//! their directive comes ([`crate::programs`]), so a later directive
+//! replaces what an earlier one put at a path whatever their kinds; kernel
+//! modules are handed back in [`Applied`] for the module resolver. Each
+//! entry is added with its directive as its [`Source`], so a clash with
+//! what the image needs to boot names both. Nothing is kept between calls.
 //!
 //! Every entry is owned by root (the archive writer stores uid/gid 0), and
 //! parent directories that no directive names are added with mode 0755.
@@ -15,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
+use std::fmt;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -24,7 +28,8 @@ use rustix::fs::{major, minor};
 
 use crate::cpio::{self, NodKind, PERMISSION_BITS};
 use crate::error::Error;
-use crate::image::{DIR_MODE, Image, normalize_path};
+use crate::image::{DIR_MODE, Image, Source, normalize_path};
+use crate::programs::Programs;
 
 /// Mode of a `--nod` device node given without one: only root opens it,
 /// as for /dev/console.
@@ -120,10 +125,6 @@ pub struct Applied {
     pub modules: Vec<String>,
     /// Modules from `try-module`: skip them when missing.
     pub optional_modules: Vec<String>,
-    /// Programs that must be found.
-    pub bins: Vec<String>,
-    /// Programs from `try-bin`: skip them when missing.
-    pub optional_bins: Vec<String>,
     /// Host paths of `try-file` and `try-tree` that did not exist.
     pub skipped: Vec<PathBuf>,
 }
@@ -445,14 +446,23 @@ fn parse_device_number(field: &str, what: &str, max: u32) -> Result<u32, String>
 /// ```
 pub fn apply(image: &mut Image, directives: &[Directive]) -> Result<Applied, Error> {
     let mut applied = Applied::default();
+    let mut programs = Programs::default();
     for directive in directives {
-        apply_one(image, directive, &mut applied)?;
+        image.set_source(Some(Source::directive(directive.to_string())));
+        let done = apply_one(image, directive, &mut applied, &mut programs);
+        image.set_source(None);
+        done?;
     }
     Ok(applied)
 }
 
 /// Adds one directive, or records it in `applied`.
-fn apply_one(image: &mut Image, directive: &Directive, applied: &mut Applied) -> Result<(), Error> {
+fn apply_one(
+    image: &mut Image,
+    directive: &Directive,
+    applied: &mut Applied,
+    programs: &mut Programs,
+) -> Result<(), Error> {
     match directive {
         Directive::File { src, dst, optional } => {
             let added = add_host_file(image, src, dst.as_deref());
@@ -480,14 +490,49 @@ fn apply_one(image: &mut Image, directive: &Directive, applied: &mut Applied) ->
             list.push(name.clone());
             Ok(())
         }
-        Directive::Bin { name, optional } => {
-            let list = if *optional {
-                &mut applied.optional_bins
-            } else {
-                &mut applied.bins
-            };
-            list.push(name.clone());
-            Ok(())
+        Directive::Bin { name, optional } => programs.add(image, name, *optional),
+    }
+}
+
+/// The directive as a command-line option (a manifest line reads the same
+/// with a space for the colon): for error lines naming two directives.
+impl fmt::Display for Directive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let try_ = |optional: bool| if optional { "try-" } else { "" };
+        match self {
+            Directive::File { src, dst, optional } => {
+                write!(f, "--{}file {}", try_(*optional), src.display())?;
+                match dst {
+                    Some(dst) => write!(f, ":{dst}"),
+                    None => Ok(()),
+                }
+            }
+            Directive::Tree { src, dst, optional } => {
+                write!(f, "--{}tree {}:{dst}", try_(*optional), src.display())
+            }
+            Directive::Dir { path, mode: None } => write!(f, "--dir {path}"),
+            Directive::Dir {
+                path,
+                mode: Some(mode),
+            } => write!(f, "--dir {path}:{mode:o}"),
+            Directive::Symlink { path, target } => write!(f, "--symlink {path}:{target}"),
+            Directive::Nod {
+                path,
+                kind,
+                major,
+                minor,
+                mode,
+            } => {
+                let kind = match kind {
+                    NodKind::Char => 'c',
+                    NodKind::Block => 'b',
+                };
+                write!(f, "--nod {path}:{kind}:{major}:{minor}:{mode:o}")
+            }
+            Directive::Module { name, optional } => {
+                write!(f, "--{}module {name}", try_(*optional))
+            }
+            Directive::Bin { name, optional } => write!(f, "--{}bin {name}", try_(*optional)),
         }
     }
 }
@@ -914,39 +959,42 @@ mod tests {
     }
 
     #[test]
-    fn apply_collects_modules_and_bins_in_order() {
+    fn apply_collects_modules_in_order() {
         let mut image = Image::new(0);
-        let applied = apply(
-            &mut image,
-            &[
-                Directive::Bin {
-                    name: "ls".into(),
-                    optional: false,
-                },
-                Directive::Module {
-                    name: "zram".into(),
-                    optional: false,
-                },
-                Directive::Bin {
-                    name: "nano".into(),
-                    optional: true,
-                },
-                Directive::Module {
-                    name: "lzo".into(),
-                    optional: true,
-                },
-                Directive::Module {
-                    name: "xfs".into(),
-                    optional: false,
-                },
-            ],
-        )
-        .unwrap();
+        let module = |name: &str, optional| Directive::Module {
+            name: name.into(),
+            optional,
+        };
+        let directives = [
+            module("zram", false),
+            module("lzo", true),
+            module("xfs", false),
+        ];
+        let applied = apply(&mut image, &directives).unwrap();
         assert_eq!(applied.modules, ["zram", "xfs"]);
         assert_eq!(applied.optional_modules, ["lzo"]);
-        assert_eq!(applied.bins, ["ls"]);
-        assert_eq!(applied.optional_bins, ["nano"]);
         assert!(image.entries().next().is_none());
+    }
+
+    #[test]
+    fn directives_read_as_options() {
+        let text = |value: &str, parse: fn(&str) -> Result<Directive, Error>| {
+            parse(value).unwrap().to_string()
+        };
+        assert_eq!(
+            text("one:/usr/bin/x", parse_file_spec),
+            "--file one:/usr/bin/x"
+        );
+        assert_eq!(text("/etc/hosts", parse_file_spec), "--file /etc/hosts");
+        assert_eq!(
+            text("/bin/sh:busybox", parse_symlink_spec),
+            "--symlink /bin/sh:busybox"
+        );
+        assert_eq!(text("/mnt:1777", parse_dir_spec), "--dir /mnt:1777");
+        assert_eq!(
+            text("/dev/null:c:1:3", parse_nod_spec),
+            "--nod /dev/null:c:1:3:600"
+        );
     }
 
     #[test]

@@ -102,6 +102,18 @@ pub enum Error {
         existing: String,
         /// What the existing entry is ("a directory", "a file", ...).
         existing_kind: &'static str,
+        /// Who asked for the existing entry and who for the new one, when
+        /// both are known.
+        sources: Option<(String, String)>,
+    },
+    /// An entry the image needs to boot and another one want one path.
+    Clash {
+        /// The (normalised) path.
+        path: String,
+        /// Who asked for it first.
+        first: String,
+        /// Who asked for it again.
+        second: String,
     },
     /// A host file could not be stat'ed.
     StatFile {
@@ -513,9 +525,32 @@ impl fmt::Display for Error {
                 path,
                 existing,
                 existing_kind,
+                sources,
+            } => {
+                write!(
+                    f,
+                    "cannot add {path} to the image: {existing} is already {existing_kind}"
+                )?;
+                match sources {
+                    Some((first, second)) => write!(f, " ({first}; then {second})"),
+                    None => Ok(()),
+                }
+            }
+            Error::Clash {
+                path,
+                first,
+                second,
+            } if path == "init" => write!(
+                f,
+                "cannot add /init for {second}: it belongs to {first} (choose the init with --init PATH)"
+            ),
+            Error::Clash {
+                path,
+                first,
+                second,
             } => write!(
                 f,
-                "cannot add {path} to the image: {existing} is already {existing_kind}"
+                "cannot add /{path} for {second}: it belongs to {first} (the image needs both; choose another path)"
             ),
             Error::StatFile { path, source } => {
                 write!(f, "cannot stat {}: {}", path.display(), OsText(source))

@@ -124,6 +124,44 @@ impl Entry {
 pub struct Image {
     pub(crate) mtime: u32,
     pub(crate) entries: BTreeMap<String, Entry>,
+    /// Who asked for each entry added while a source was set.
+    sources: BTreeMap<String, Source>,
+    /// The source of what is added now ([`Image::set_source`]).
+    source: Option<Source>,
+}
+
+/// Who asked for an entry: a directive (`--file one:/usr/bin/busybox`),
+/// or mkinitrd itself for what the image needs to boot (init and its
+/// layout, a module, firmware, a resource file).
+///
+/// The precedence (SPEC §4, README): entries a user directive adds replace
+/// those of an earlier directive at the same path, whatever their kinds;
+/// a *pinned* entry (what the image needs to boot) is never replaced and
+/// never replaces another source's entry: that is an error naming both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// How the error line names it.
+    pub what: String,
+    /// What the image needs to boot.
+    pub pinned: bool,
+}
+
+impl Source {
+    /// A user's directive, described as given.
+    pub fn directive(what: impl Into<String>) -> Source {
+        Source {
+            what: what.into(),
+            pinned: false,
+        }
+    }
+
+    /// Something mkinitrd adds for the image to boot.
+    pub fn pinned(what: impl Into<String>) -> Source {
+        Source {
+            what: what.into(),
+            pinned: true,
+        }
+    }
 }
 
 impl Image {
@@ -131,8 +169,19 @@ impl Image {
     pub fn new(mtime: u32) -> Image {
         Image {
             mtime,
-            entries: BTreeMap::new(),
+            ..Image::default()
         }
+    }
+
+    /// Makes `source` the source of what is added from now on (`None`:
+    /// none, no precedence checks).
+    pub fn set_source(&mut self, source: Option<Source>) {
+        self.source = source;
+    }
+
+    /// Who asked for the entry at `path`, when known.
+    pub fn source_of(&self, path: &str) -> Option<&Source> {
+        self.sources.get(path)
     }
 
     /// The mtime of every entry.
@@ -363,26 +412,52 @@ impl Image {
             self.check_kind(&path, &path[..at], true)?;
         }
         self.check_kind(&path, &path, entry.is_dir())?;
+        self.check_precedence(&path, &entry)?;
         for &at in &parents {
             self.entries
                 .entry(path[..at].to_string())
                 .or_insert(Entry::Dir { mode: DIR_MODE });
+        }
+        if let Some(source) = &self.source {
+            self.sources.insert(path.clone(), source.clone());
         }
         self.entries.insert(path, entry);
         Ok(())
     }
 
     /// Refuses to put a directory where a non-directory is planned, or the
-    /// reverse.
+    /// reverse, naming who asked for each when known.
     fn check_kind(&self, path: &str, at: &str, want_dir: bool) -> Result<(), Error> {
         match self.entries.get(at) {
             Some(existing) if existing.is_dir() != want_dir => Err(Error::PathConflict {
                 path: path.to_string(),
                 existing: at.to_string(),
                 existing_kind: existing.kind_name(),
+                sources: self
+                    .sources
+                    .get(at)
+                    .zip(self.source.as_ref())
+                    .map(|(existing, adding)| (existing.what.clone(), adding.what.clone())),
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Refuses to replace a pinned entry, or to replace another source's
+    /// entry with a pinned one ([`Source`]). Directories merge.
+    fn check_precedence(&self, path: &str, entry: &Entry) -> Result<(), Error> {
+        let (Some(existing), Some(adding)) = (self.sources.get(path), &self.source) else {
+            return Ok(());
+        };
+        let both_dirs = entry.is_dir() && self.entries.get(path).is_some_and(Entry::is_dir);
+        if both_dirs || existing == adding || !(existing.pinned || adding.pinned) {
+            return Ok(());
+        }
+        Err(Error::Clash {
+            path: path.to_string(),
+            first: existing.what.clone(),
+            second: adding.what.clone(),
+        })
     }
 }
 

@@ -30,6 +30,7 @@ pub mod list;
 pub mod lz4;
 pub mod manifest;
 pub mod output;
+pub mod programs;
 pub mod rsc;
 mod signal_cleanup;
 pub mod signal_disposition;

@@ -15,11 +15,10 @@ use mkinitrd::Error;
 use mkinitrd::content::{self, Directive};
 use mkinitrd::dangling;
 use mkinitrd::firmware;
-use mkinitrd::image::{self, Image};
+use mkinitrd::image::{self, Image, Source};
 use mkinitrd::init_binary;
 use mkinitrd::kernel;
 use mkinitrd::kmod::{Module, ModuleTree};
-use mkinitrd::ldso::{HostItem, Resolver};
 use mkinitrd::list;
 use mkinitrd::lz4::Lz4Options;
 use mkinitrd::manifest;
@@ -89,6 +88,12 @@ $SOURCE_DATE_EPOCH, or 0: the same inputs give the same bytes, whatever
 the host's mtimes, directory order or core count. Compressed modules are
 decompressed unless the kernel's config says it decompresses them itself;
 firmware the modules name is packed from /lib/firmware when present.
+
+Directives apply in order, and one replaces what an earlier one put at a
+path (a --file after a --bin that packed the same file wins). What the
+image needs to boot (/init, the modules, firmware, resources) is never
+replaced: a directive in its way is an error naming both. A directory the
+user plans where the host has a link (bin -> usr/bin) stays a directory.
 
 Exit status:
   0  success
@@ -247,18 +252,27 @@ fn pack(args: &PackArgs) -> Result<(), Error> {
     let init = init_binary::find_init(args.init.as_deref());
 
     // The plan; nothing is written until it is complete.
+    // The precedence (image::Source): init first, then the directives in
+    // order, each replacing what an earlier one put at a path, then what
+    // they ask the image to boot with. What the image needs is pinned:
+    // a directive in its way is an error naming both.
     let mut image = Image::new(mtime);
+    image.set_source(Some(Source::pinned("mkinitrd's init and its layout")));
     image.add_init(&init)?;
+    image.set_source(None);
     let applied = content::apply(&mut image, &directives)?;
-    add_programs(&mut image, &applied)?;
     let modules = resolve_modules(&tree, &applied)?;
+    image.set_source(Some(Source::pinned("the kernel modules")));
     image.add_modules_for(&modules, tree.kernel_decompresses())?;
     let firmware = firmware::firmware_for(&modules, Path::new(firmware::FIRMWARE_DIR))?;
+    image.set_source(Some(Source::pinned("the modules' firmware")));
     image.add_firmware(&firmware)?;
     for warning in &firmware.warnings {
         eprintln!("mkinitrd: warning: {warning}");
     }
+    image.set_source(Some(Source::pinned("the resources (--cpus, --mem, --net)")));
     rsc::add_to_image(&args.resources, &mut image)?;
+    image.set_source(None);
     // Last: only the complete plan says what a link leads to.
     for dangling in dangling::dangling_symlinks(&image) {
         eprintln!("mkinitrd: warning: {dangling}");
@@ -313,43 +327,6 @@ fn resolve_modules(tree: &ModuleTree, applied: &content::Applied) -> Result<Vec<
         }
     }
     tree.resolve(&names)
-}
-
-/// Each `--bin`/`bin` with its interpreter and libraries, at their host
-/// paths; `try-bin` programs that are not there are skipped.
-fn add_programs(image: &mut Image, applied: &content::Applied) -> Result<(), Error> {
-    if applied.bins.is_empty() && applied.optional_bins.is_empty() {
-        return Ok(());
-    }
-    let mut resolver = Resolver::new(Path::new("/"))?;
-    for program in &applied.bins {
-        resolver.add_program(&absolute(program))?;
-    }
-    for program in &applied.optional_bins {
-        match resolver.add_program(&absolute(program)) {
-            Err(Error::FindProgram { .. }) => {}
-            other => other?,
-        }
-    }
-    for item in resolver.items() {
-        match item {
-            HostItem::File { path, source } => image.add_file(&path, &source, None)?,
-            HostItem::Symlink { path, target } => image.add_symlink(&path, &target)?,
-        }
-    }
-    Ok(())
-}
-
-/// A program given as a relative path (`./tool`), made absolute: the
-/// resolver reads paths from the root.
-fn absolute(program: &str) -> String {
-    if program.contains('/')
-        && !program.starts_with('/')
-        && let Ok(path) = std::path::absolute(program)
-    {
-        return path.to_string_lossy().into_owned();
-    }
-    program.to_string()
 }
 
 /// Writes the image to `destination`, or to stdout (`-o -`).

@@ -14,7 +14,7 @@
 //! try-file /etc/resolv.conf
 //! tree xfstests /opt/xfstests         # DIR DST
 //! dir /mnt/scratch 1777               # PATH [MODE]
-//! symlink /bin/sh busybox             # PATH TARGET
+//! symlink /etc/mtab /proc/self/mounts # PATH TARGET
 //! nod /dev/zram0 b 252 0 660          # PATH c|b MAJOR MINOR [MODE]
 //! module zram                         # NAME
 //! try-module lzo_rle

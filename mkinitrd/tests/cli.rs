@@ -1001,3 +1001,83 @@ fn dangling_symlinks_are_warned_about() {
     );
     assert!(list_names(&out).contains(&"bin/sh".to_string()));
 }
+
+/// Issue 15: one precedence. A later directive replaces what an earlier one
+/// put at a path, whatever their kinds (a program and a file here); what
+/// the image needs to boot is never replaced, and the error names both.
+#[test]
+fn later_directives_win_and_boot_entries_are_kept() {
+    let fixture = Fixture::new("precedence");
+    let one = fixture.dir.write("one", b"one\n");
+    let one = one.to_str().unwrap();
+    let sh = Path::new("/bin/sh").canonicalize().unwrap();
+    let sh = sh.to_str().unwrap();
+    let file_at_sh = format!("{one}:{sh}");
+    let data_of = |args: &[&str]| {
+        let bytes = fixture.pack("p.cpio", args);
+        let entries = mkinitrd::cpio::read_archive(&bytes).unwrap();
+        let at = sh.trim_start_matches('/');
+        let entry = entries.iter().find(|e| e.name == at).unwrap();
+        entry.size
+    };
+    // The program, then the file: the file.
+    assert_eq!(data_of(&["--bin", sh, "--file", &file_at_sh]), 4);
+    // The file, then the program: the program.
+    assert!(data_of(&["--file", &file_at_sh, "--bin", sh]) > 4);
+
+    for (dst, first) in [
+        ("/init", "mkinitrd's init and its layout"),
+        ("/usr/lib/modules/004-virtiofs.ko", "the kernel modules"),
+    ] {
+        let spec = format!("{one}:{dst}");
+        let output = fixture
+            .command(&["--file", &spec, "-o"])
+            .arg(fixture.out("clash.cpio"))
+            .output()
+            .unwrap();
+        let errors = errors_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{errors}");
+        assert!(
+            errors.starts_with(&format!("mkinitrd: cannot add {dst} for --file {spec}: "))
+                || errors.starts_with(&format!("mkinitrd: cannot add {dst} for {first}: ")),
+            "{errors}"
+        );
+        assert!(
+            errors.contains(first) && errors.contains(&format!("--file {spec}")),
+            "the error should name both: {errors}"
+        );
+        assert!(!fixture.out("clash.cpio").exists());
+    }
+}
+
+/// Issue 15: the host's `bin -> usr/bin` link yields to the user's own
+/// /bin directory, and the program's paths still resolve through it; in
+/// the other order the error names both directives.
+#[test]
+fn host_links_yield_to_the_users_directories() {
+    let fixture = Fixture::new("yield");
+    let script = fixture.dir.write("script.sh", b"#!/bin/sh\necho hi\n");
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = script.to_str().unwrap();
+    let usr_merged = fs::symlink_metadata("/bin").unwrap().is_symlink();
+    let names = |args: &[&str]| {
+        let out = fixture.out("y.cpio");
+        let output = fixture.command(args).arg("-o").arg(&out).output().unwrap();
+        (output, list_names(&out))
+    };
+    let (output, listed) = names(&["--symlink", "/bin/sh:dash", "--bin", script]);
+    assert_success(&output);
+    assert!(listed.iter().any(|n| n == "bin/sh"), "{listed:?}");
+    if usr_merged {
+        // No bin -> usr/bin link: the user's bin/ stayed a directory, and
+        // the host's dash, which /bin/sh leads to, is linked into it.
+        assert!(listed.iter().any(|n| n == "bin/dash"), "{listed:?}");
+        let (output, _) = names(&["--bin", script, "--symlink", "/bin/sh:dash"]);
+        let errors = errors_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{errors}");
+        assert!(
+            errors.contains(&format!("(--bin {script}; then --symlink /bin/sh:dash)")),
+            "{errors}"
+        );
+    }
+}
