@@ -763,6 +763,9 @@ fn wait(
                 Event::AllConnected => scratch.remove(),
                 Event::OutputClosed => return Err(Error::OutputClosed),
                 Event::Halted => return Ok(None),
+                // Power-off took 0.9 s of a 4.6 s boot under TCG
+                // (bench/breakdown): the VM is ended instead.
+                Event::Reported => return Ok(None),
                 Event::None => {}
             }
         }
