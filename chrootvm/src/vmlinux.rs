@@ -268,8 +268,8 @@ mod tests {
 
     fn note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        out.extend_from_slice(&u32::try_from(name.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(&u32::try_from(desc.len()).unwrap().to_le_bytes());
         out.extend_from_slice(&kind.to_le_bytes());
         out.extend_from_slice(name);
         out.resize(out.len().div_ceil(4) * 4, 0);
@@ -298,7 +298,7 @@ mod tests {
         payload.extend_from_slice(&size.to_le_bytes());
         image[PAYLOAD_OFFSET..PAYLOAD_OFFSET + 4].copy_from_slice(&0x10u32.to_le_bytes());
         image[PAYLOAD_LENGTH..PAYLOAD_LENGTH + 4]
-            .copy_from_slice(&(payload.len() as u32).to_le_bytes());
+            .copy_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
         image.truncate(1024 + 0x10);
         image.extend_from_slice(&payload);
         image
@@ -311,7 +311,11 @@ mod tests {
             mkinitrd::lz4::compress_legacy(&elf, &mkinitrd::lz4::Lz4Options::default());
         let tmp = TempDir::new("vmlinux");
         let image = tmp.path().join("vmlinuz");
-        fs::write(&image, bzimage(&compressed, elf.len() as u32)).unwrap();
+        fs::write(
+            &image,
+            bzimage(&compressed, u32::try_from(elf.len()).unwrap()),
+        )
+        .unwrap();
         let cache = tmp.path().join("cache");
         let vmlinux = pvh_image(&image, Some(&cache)).unwrap();
         assert!(vmlinux.starts_with(&cache));
@@ -330,7 +334,11 @@ mod tests {
         let compressed =
             mkinitrd::lz4::compress_legacy(&plain, &mkinitrd::lz4::Lz4Options::default());
         let image = tmp.path().join("vmlinuz");
-        fs::write(&image, bzimage(&compressed, plain.len() as u32)).unwrap();
+        fs::write(
+            &image,
+            bzimage(&compressed, u32::try_from(plain.len()).unwrap()),
+        )
+        .unwrap();
         let why = pvh_image(&image, Some(&cache)).unwrap_err().0;
         assert!(why.contains("no PVH entry note"), "{why}");
         fs::write(&image, bzimage(b"BZh91AY", 7)).unwrap();
