@@ -430,6 +430,11 @@ pub fn kernel_cmdline(args: &KernelArgs<'_>) -> String {
         // The crypto self-tests take 0.4 s under TCG; they check the
         // kernel's own implementations, not the user's data.
         words.push("cryptomgr.notests".to_string());
+        // Debian builds with INIT_ON_ALLOC_DEFAULT_ON: every kernel page
+        // and slab object zeroed on allocation, a hardening against the
+        // kernel's own bugs; pages given to programs are zeroed anyway.
+        // 4% of a boot under TCG (bench: 9 paired runs).
+        words.push("init_on_alloc=0".to_string());
     }
     words.push("init.status".to_string());
     if args.debug {
@@ -567,7 +572,7 @@ mod tests {
             ..args(&[], Writes::None, None)
         });
         assert!(
-            line.contains(" tsc_early_khz=2600000 tsc=reliable lpj=10400000 cryptomgr.notests "),
+            line.contains(" tsc_early_khz=2600000 tsc=reliable lpj=10400000 cryptomgr.notests init_on_alloc=0 "),
             "{line}"
         );
         let kvm = kernel_cmdline(&KernelArgs {
@@ -576,7 +581,10 @@ mod tests {
         });
         assert!(!kvm.contains("tsc") && !kvm.contains("lpj"), "{kvm}");
         let q35 = kernel_cmdline(&args(&[], Writes::None, None));
-        assert!(!q35.contains("cryptomgr"), "{q35}");
+        assert!(
+            !q35.contains("cryptomgr") && !q35.contains("init_on_alloc"),
+            "{q35}"
+        );
     }
 
     #[test]
