@@ -214,6 +214,8 @@ fn modules_load_in_order_on(machine: Option<&str>, transport: &str) {
         .skip_while(|l| !l.contains("MODULES-BEGIN"))
         .skip(1)
         .take_while(|l| !l.contains("MODULES-END"))
+        // The console carries the kernel's messages too ("[    1.9] ...").
+        .filter(|l| !l.trim_start().starts_with('['))
         .collect();
     // /proc/modules lists the most recently loaded module first.
     let loaded: Vec<String> = listing
