@@ -151,6 +151,13 @@ pub enum Event {
     AllConnected,
     /// chrootvm's stdout was closed (a reader like `head` went away).
     OutputClosed,
+    /// init reported the command's status, after its sync, and every byte
+    /// of its output is here (the ack went back): what is left, the
+    /// guest's power-off, changes nothing the host sees, so the VM can go
+    /// at once. Only when the command's output came over the counted ports
+    /// and the console is not shown (no terminal, no `--debug`): console
+    /// bytes still on the emulated serial line would be lost.
+    Reported,
 }
 
 /// One channel: its listener until qemu connects, then the connection.
@@ -365,6 +372,9 @@ impl Channels {
             }
         }
         self.answer_exit()?;
+        if self.acked && !self.setup.relay_console && !self.setup.live_console {
+            return Ok(Event::Reported);
+        }
         Ok(Event::None)
     }
 

@@ -17,6 +17,17 @@ pub enum Accel {
     Tcg,
 }
 
+/// `--machine`: the VM's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachineChoice {
+    /// microvm when the kernel and host allow it, else q35.
+    Auto,
+    /// microvm, failing when it cannot boot.
+    Microvm,
+    /// q35 (PCI devices, any kernel).
+    Q35,
+}
+
 /// A shared host directory mounted at /run/mnt/TAG in the guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Share {
@@ -86,6 +97,8 @@ pub struct Options {
     pub cpus: Option<u32>,
     /// `--accel`.
     pub accel: Accel,
+    /// `--machine`.
+    pub machine: MachineChoice,
     /// `--append ARGS`, added after chrootvm's own kernel parameters.
     pub append: Vec<String>,
     /// `--timeout SECS`.
@@ -185,6 +198,10 @@ Options:
   --cpus N                 guest CPUs (default: the image's rapido-rsc/cpu,
                            else 2)
   --accel auto|kvm|tcg     KVM when usable (auto, the default), or force one
+  --machine auto|microvm|q35
+                           qemu's machine: microvm (no PCI, the kernel booted
+                           through PVH) when the kernel and host allow it
+                           (auto, the default), or force one; q35 has PCI
   --append ARGS            extra kernel command line (may be repeated)
   --timeout SECS           kill the VM after SECS seconds
   --boot-timeout SECS      give up on a guest that shows no sign of life
@@ -259,6 +276,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         memory: None,
         cpus: None,
         accel: Accel::Auto,
+        machine: MachineChoice::Auto,
         net: false,
         forwards: Vec::new(),
         gdb: None,
@@ -297,6 +315,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Long("memory") => options.memory = Some(parse_memory(&parser.value()?.string()?)?),
             Long("cpus") => options.cpus = Some(parse_cpus(&parser.value()?.string()?)?),
             Long("accel") => options.accel = parse_accel(&parser.value()?.string()?)?,
+            Long("machine") => options.machine = parse_machine(&parser.value()?.string()?)?,
             Long("append") => options.append.push(parser.value()?.string()?),
             Long("timeout") => {
                 options.timeout = Some(parse_seconds("--timeout", &parser.value()?.string()?)?);
@@ -542,6 +561,17 @@ fn parse_accel(value: &str) -> Result<Accel, UsageError> {
     }
 }
 
+fn parse_machine(value: &str) -> Result<MachineChoice, UsageError> {
+    match value {
+        "auto" => Ok(MachineChoice::Auto),
+        "microvm" => Ok(MachineChoice::Microvm),
+        "q35" => Ok(MachineChoice::Q35),
+        _ => Err(UsageError(format!(
+            "bad --machine \"{value}\": give auto, microvm or q35"
+        ))),
+    }
+}
+
 fn parse_seconds(option: &str, value: &str) -> Result<Duration, UsageError> {
     match value.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
@@ -597,6 +627,11 @@ mod tests {
         assert_eq!(o.memory, None);
         assert_eq!(o.cpus, None);
         assert_eq!(o.accel, Accel::Auto);
+        assert_eq!(o.machine, MachineChoice::Auto);
+        assert_eq!(
+            options(&["--machine", "q35", "/r"]).machine,
+            MachineChoice::Q35
+        );
         assert!(o.shares.is_empty() && !o.debug && o.timeout.is_none());
     }
 
@@ -714,6 +749,7 @@ mod tests {
         ("--memory", &["--memory", "512M"]),
         ("--cpus", &["--cpus", "2"]),
         ("--accel", &["--accel", "tcg"]),
+        ("--machine", &["--machine", "q35"]),
         ("--append", &["--append", "x=1"]),
         ("--timeout", &["--timeout", "10"]),
         ("--boot-timeout", &["--boot-timeout", "60"]),
@@ -790,6 +826,7 @@ mod tests {
             "no ROOTFS directory, --initrd IMAGE or --root DEV given (see chrootvm --help)"
         );
         assert!(err(&["--accel", "xen", "/r"]).starts_with("bad --accel \"xen\""));
+        assert!(err(&["--machine", "pc", "/r"]).starts_with("bad --machine \"pc\""));
         assert!(err(&["--cpus", "0", "/r"]).starts_with("bad --cpus \"0\""));
         assert!(err(&["--memory", "lots", "/r"]).starts_with("bad --memory \"lots\""));
         assert!(err(&["--memory", "0", "/r"]).contains("too small: the guest needs at least 96M"));

@@ -87,6 +87,8 @@ pub enum Error {
     Spawn(String, io::Error),
     /// `--accel kvm`, but KVM does not work here.
     KvmUnusable(String),
+    /// `--machine microvm`, but the kernel or host lacks what it needs.
+    Machine(String),
     /// The command and its environment are more than init reads.
     CommandTooLong(usize),
     /// A host port for `--forward` or `--gdb` is not free.
@@ -209,6 +211,9 @@ impl fmt::Display for Error {
             }
             Error::Spawn(program, e) => write!(f, "cannot start {program}: {}", OsText(e)),
             Error::KvmUnusable(reason) => write!(f, "cannot use KVM: {reason} (use --accel tcg)"),
+            Error::Machine(reason) => {
+                write!(f, "cannot boot a microvm: {reason} (use --machine q35)")
+            }
             Error::CommandTooLong(bytes) => write!(
                 f,
                 "cannot run a command and environment of {bytes} bytes: the guest takes at most {} (and execve about half that)",

@@ -24,11 +24,13 @@ mod job;
 mod kernel;
 mod process;
 mod qemu;
+mod shape;
 mod signals;
 mod tempdir;
 mod terminal;
 mod virtiofsd;
 mod vm;
+mod vmlinux;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

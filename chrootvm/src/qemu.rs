@@ -54,11 +54,55 @@ pub struct Port {
     pub socket: PathBuf,
 }
 
+/// The machine qemu emulates (issue 17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// qemu's microvm: no PCI, no firmware detour; virtio devices on
+    /// virtio-mmio transports, which the kernel finds in the ACPI tables
+    /// (Debian's kernel has no virtio_mmio.device= support). Boots an ELF
+    /// kernel through its PVH entry.
+    Microvm,
+    /// q35 with PCI devices: what any kernel boots.
+    Q35,
+}
+
+impl Shape {
+    /// The name `--machine` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Microvm => "microvm",
+            Shape::Q35 => "q35",
+        }
+    }
+
+    /// The qemu device of a virtio `kind` on this machine's transport.
+    fn device(self, kind: &str) -> String {
+        match self {
+            Shape::Microvm => format!("{kind}-device"),
+            Shape::Q35 => format!("{kind}-pci"),
+        }
+    }
+
+    /// The kernel module of the virtio transport.
+    pub fn transport_module(self) -> &'static str {
+        match self {
+            Shape::Microvm => "virtio_mmio",
+            Shape::Q35 => "virtio_pci",
+        }
+    }
+}
+
+/// virtio-mmio transports of qemu's microvm with its second IO-APIC (the
+/// default): one per device, the serial ports' included.
+pub const MICROVM_TRANSPORTS: usize = 24;
+
 /// Everything qemu needs to know.
 #[derive(Clone, Debug)]
 pub struct Machine<'a> {
     /// qemu's binary.
     pub qemu: &'a Path,
+    /// The machine.
+    pub shape: Shape,
     /// KVM or TCG.
     pub engine: Engine,
     /// Guest memory, as qemu takes it (`2G`).
@@ -96,9 +140,25 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec![machine.qemu.into()];
     let mut pair = |flag: &str, value: OsString| argv.extend([flag.into(), value]);
 
-    // q35 rather than pc: its PCI interrupt routing skips the ACPI link
-    // devices (LNKx) pc evaluates per device, ~300 ms under TCG.
-    pair("-machine", "q35,memory-backend=mem".into());
+    let shape = machine.shape;
+    match shape {
+        // q35 rather than pc: its PCI interrupt routing skips the ACPI link
+        // devices (LNKx) pc evaluates per device, ~300 ms under TCG.
+        Shape::Q35 => pair("-machine", "q35,memory-backend=mem".into()),
+        // ACPI describes the virtio-mmio devices to the kernel; the RTC
+        // gives it the wall-clock time (qemu leaves it out under KVM by
+        // default); qemu's auto-kernel-cmdline would add virtio_mmio.device=
+        // for kernels that take it, listing the devices a second time.
+        Shape::Microvm => {
+            pair(
+                "-machine",
+                "microvm,memory-backend=mem,acpi=on,rtc=on,auto-kernel-cmdline=off".into(),
+            );
+            // virtio 1.0 on virtio-mmio (qemu's default there is legacy
+            // 0.9, which vhost-user daemons refuse).
+            pair("-global", "virtio-mmio.force-legacy=false".into());
+        }
+    }
     let accel = match machine.engine {
         Engine::Kvm => "kvm",
         Engine::Tcg => "tcg",
@@ -125,7 +185,7 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
                 pair("-chardev", chardev_socket(&format!("fs{i}"), socket));
                 pair(
                     "-device",
-                    format!("vhost-user-fs-pci,chardev=fs{i},tag={tag}").into(),
+                    format!("{},chardev=fs{i},tag={tag}", shape.device("vhost-user-fs")).into(),
                 );
             }
             FsDevice::NineP {
@@ -149,7 +209,7 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
                 pair("-fsdev", fsdev);
                 pair(
                     "-device",
-                    format!("virtio-9p-pci,fsdev=fs{i},mount_tag={tag}").into(),
+                    format!("{},fsdev=fs{i},mount_tag={tag}", shape.device("virtio-9p")).into(),
                 );
             }
         }
@@ -165,7 +225,10 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
             ));
         }
         pair("-netdev", netdev.into());
-        pair("-device", "virtio-net-pci,netdev=net0".into());
+        pair(
+            "-device",
+            format!("{},netdev=net0", shape.device("virtio-net")).into(),
+        );
     }
     if let Some(port) = machine.gdb {
         pair("-gdb", format!("tcp:127.0.0.1:{port}").into());
@@ -178,11 +241,17 @@ pub fn argv(machine: &Machine<'_>) -> Vec<OsString> {
         drive.push(",file=");
         drive.push(escape_commas(disk));
         pair("-drive", drive);
-        pair("-device", format!("virtio-blk-pci,drive=disk{i}").into());
+        pair(
+            "-device",
+            format!("{},drive=disk{i}", shape.device("virtio-blk")).into(),
+        );
     }
     // The ports, after every other chardev: once qemu connects to the last
     // of them, it has connected to all virtiofsd sockets too.
-    pair("-device", "virtio-serial-pci,id=ports".into());
+    pair(
+        "-device",
+        format!("{},id=ports", shape.device("virtio-serial")).into(),
+    );
     for (i, port) in machine.ports.iter().enumerate() {
         pair(
             "-chardev",
@@ -242,9 +311,23 @@ fn escape_commas(path: &Path) -> OsString {
     OsString::from_vec(out)
 }
 
+/// The host's TSC, for a kernel that cannot calibrate its own (microvm
+/// under TCG: see shape.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TscClock {
+    /// The frequency in kHz.
+    pub khz: u64,
+    /// The kernel's CONFIG_HZ, when known.
+    pub hz: Option<u64>,
+}
+
 /// What goes on the kernel command line.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelArgs<'a> {
+    /// The machine (microvm gets its own parameters).
+    pub shape: Shape,
+    /// The TSC frequency to tell the kernel.
+    pub clock: Option<TscClock>,
     /// How directories are shared: `virtiofs` or `9p`.
     pub fstype: &'a str,
     /// What the root is.
@@ -329,6 +412,30 @@ pub fn kernel_cmdline(args: &KernelArgs<'_>) -> String {
     if args.gdb {
         words.push("nokaslr".to_string());
     }
+    if let Some(clock) = args.clock {
+        // The frequency itself, so the kernel neither calibrates the TSC
+        // against the PIT (which fails under TCG on a busy host) nor hangs
+        // without a reference clock; `tsc=reliable` because the TCG vCPUs
+        // fail the kernel's TSC sync check though they read one counter,
+        // and without the TSC microvm's only clock source is jiffies.
+        words.push(format!("tsc_early_khz={}", clock.khz));
+        words.push("tsc=reliable".to_string());
+        if let Some(hz) = clock.hz.filter(|&hz| hz > 0) {
+            // Loops per jiffy as the boot CPU derives them from the TSC:
+            // the second CPU's own calibration takes 0.4 s under TCG.
+            words.push(format!("lpj={}", clock.khz * 1000 / hz));
+        }
+    }
+    if args.shape == Shape::Microvm {
+        // The crypto self-tests take 0.4 s under TCG; they check the
+        // kernel's own implementations, not the user's data.
+        words.push("cryptomgr.notests".to_string());
+        // Debian builds with INIT_ON_ALLOC_DEFAULT_ON: every kernel page
+        // and slab object zeroed on allocation, a hardening against the
+        // kernel's own bugs; pages given to programs are zeroed anyway.
+        // 4% of a boot under TCG (bench: 9 paired runs).
+        words.push("init_on_alloc=0".to_string());
+    }
     words.push("init.status".to_string());
     if args.debug {
         words.push("init.debug".to_string());
@@ -361,6 +468,10 @@ mod tests {
     use super::*;
 
     fn machine_argv(engine: Engine) -> Vec<String> {
+        shape_argv(engine, Shape::Q35)
+    }
+
+    fn shape_argv(engine: Engine, shape: Shape) -> Vec<String> {
         let filesystems = [
             FsDevice::Virtiofs {
                 tag: "rootfs".into(),
@@ -388,6 +499,7 @@ mod tests {
         ];
         let machine = Machine {
             qemu: Path::new("/usr/bin/qemu-system-x86_64"),
+            shape,
             engine,
             memory: "2G",
             cpus: 2,
@@ -422,6 +534,57 @@ mod tests {
             ["memory-backend-memfd,id=mem,size=2G,share=on"]
         );
         assert_eq!(value_of(&argv, "-machine"), ["q35,memory-backend=mem"]);
+    }
+
+    #[test]
+    fn microvm_has_the_same_devices_on_virtio_mmio() {
+        let q35 = shape_argv(Engine::Tcg, Shape::Q35);
+        let microvm = shape_argv(Engine::Tcg, Shape::Microvm);
+        assert_eq!(
+            value_of(&microvm, "-machine"),
+            ["microvm,memory-backend=mem,acpi=on,rtc=on,auto-kernel-cmdline=off"]
+        );
+        assert_eq!(
+            value_of(&microvm, "-global"),
+            ["virtio-mmio.force-legacy=false"]
+        );
+        assert!(value_of(&q35, "-global").is_empty());
+        // Every device is there, its transport's variant.
+        let devices = value_of(&microvm, "-device");
+        let expected: Vec<String> = value_of(&q35, "-device")
+            .iter()
+            .map(|d| d.replacen("-pci,", "-device,", 1))
+            .collect();
+        assert_eq!(devices, expected);
+        assert!(devices.contains(&"vhost-user-fs-device,chardev=fs0,tag=rootfs"));
+        assert!(devices.contains(&"virtio-serial-device,id=ports"));
+        assert!(!devices.iter().any(|d| d.contains("-pci")), "{devices:?}");
+    }
+
+    #[test]
+    fn microvm_under_tcg_is_told_the_tsc_frequency() {
+        let line = kernel_cmdline(&KernelArgs {
+            shape: Shape::Microvm,
+            clock: Some(TscClock {
+                khz: 2_600_000,
+                hz: Some(250),
+            }),
+            ..args(&[], Writes::None, None)
+        });
+        assert!(
+            line.contains(" tsc_early_khz=2600000 tsc=reliable lpj=10400000 cryptomgr.notests init_on_alloc=0 "),
+            "{line}"
+        );
+        let kvm = kernel_cmdline(&KernelArgs {
+            shape: Shape::Microvm,
+            ..args(&[], Writes::None, None)
+        });
+        assert!(!kvm.contains("tsc") && !kvm.contains("lpj"), "{kvm}");
+        let q35 = kernel_cmdline(&args(&[], Writes::None, None));
+        assert!(
+            !q35.contains("cryptomgr") && !q35.contains("init_on_alloc"),
+            "{q35}"
+        );
     }
 
     #[test]
@@ -493,6 +656,7 @@ mod tests {
         let filesystems = [];
         let machine = Machine {
             qemu: Path::new("/q"),
+            shape: Shape::Q35,
             engine: Engine::Tcg,
             memory: "1G",
             cpus: 1,
@@ -538,6 +702,8 @@ mod tests {
 
     fn args<'a>(shares: &'a [Share], writes: Writes, handover: Option<&'a str>) -> KernelArgs<'a> {
         KernelArgs {
+            shape: Shape::Q35,
+            clock: None,
             fstype: "virtiofs",
             root: RootArg::Shared,
             writes,
