@@ -209,10 +209,12 @@ fn ctrl_c_reaches_the_command_on_a_terminal() {
     let mut child = command.spawn().unwrap();
     drop(command);
     pty.wait_for("vm$ ", 1);
-    pty.type_keys(b"echo started; sleep 1000\n");
-    // The shell prints "started" once its line editor has put the terminal
-    // back in cooked mode: a Ctrl-C typed earlier, while the editor's raw
-    // mode still held, would be a plain byte that nothing reads.
+    pty.type_keys(b"sh -c 'echo started; exec sleep 1000'\n");
+    // "started" comes from the job itself: by then the shell's line editor
+    // has put the terminal back in cooked mode (a Ctrl-C typed while its
+    // raw mode held would be a plain byte that nothing reads), and the job
+    // is the terminal's foreground group (a Ctrl-C before that reaches the
+    // shell, which ignores it while it waits for the job).
     pty.wait_for("started\r\n", 1);
     // A Ctrl-C that reaches the guest ends sleep (or the line before it
     // runs), and the shell prompts again; one that reached chrootvm would
