@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use mkinitrd::image::Image;
 use mkinitrd::kmod::ModuleTree;
+use mkinitrd::request::{self, Plan, Request};
+use mkinitrd::rsc::Resources;
 
 use crate::error::{Error, Step};
 
@@ -46,12 +48,25 @@ fn run_spec_path() -> String {
 /// # Errors
 /// A module or the init binary is missing, or the memfd cannot be written.
 pub fn build(tree: &ModuleTree, contents: Contents<'_>) -> Result<Initramfs, Error> {
-    let modules = tree.resolve(contents.modules)?;
+    // The same plan as mkinitrd's: modules as the kernel loads them
+    // (compressed where it decompresses), and their firmware.
     let init = mkinitrd::init_binary::find_init(None);
-    // Nothing here is reproduced later: a fixed mtime is as good as any.
-    let mut image = Image::new(0);
-    image.add_init(&init)?;
-    image.add_modules(&modules)?;
+    let request = Request {
+        init: &init,
+        modules: contents.modules,
+        directives: &[],
+        resources: &Resources::default(),
+        // Nothing here is reproduced later: a fixed mtime is as good as any.
+        mtime: 0,
+    };
+    let Plan {
+        mut image,
+        modules,
+        warnings,
+    } = request::plan(&request, tree)?;
+    for warning in warnings {
+        note!("warning: {warning}");
+    }
     if let Some(spec) = contents.run_spec {
         image.add_bytes(&run_spec_path(), spec, 0o600)?;
     }
@@ -75,7 +90,7 @@ pub fn build_before(
 ) -> Result<Initramfs, Error> {
     let modules = tree.resolve(contents.modules)?;
     let mut segment = Image::new(0);
-    segment.add_late_modules(&modules)?;
+    segment.add_late_modules_for(&modules, tree.kernel_decompresses())?;
     if let Some(spec) = contents.run_spec {
         segment.add_bytes(&run_spec_path(), spec, 0o600)?;
     }

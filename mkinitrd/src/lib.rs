@@ -31,6 +31,7 @@ pub mod lz4;
 pub mod manifest;
 pub mod output;
 pub mod programs;
+pub mod request;
 pub mod rsc;
 mod signal_cleanup;
 pub mod signal_disposition;

@@ -13,16 +13,15 @@ use std::process::ExitCode;
 
 use mkinitrd::Error;
 use mkinitrd::content::{self, Directive};
-use mkinitrd::dangling;
-use mkinitrd::firmware;
-use mkinitrd::image::{self, Image, Source};
+use mkinitrd::image::{self, Image};
 use mkinitrd::init_binary;
 use mkinitrd::kernel;
-use mkinitrd::kmod::{Module, ModuleTree};
+use mkinitrd::kmod::ModuleTree;
 use mkinitrd::list;
 use mkinitrd::lz4::Lz4Options;
 use mkinitrd::manifest;
 use mkinitrd::output::Destination;
+use mkinitrd::request::{self, Request};
 use mkinitrd::rsc;
 use mkinitrd::write::Compression;
 
@@ -251,32 +250,20 @@ fn pack(args: &PackArgs) -> Result<(), Error> {
     let tree = ModuleTree::open(&module_dir(args)?)?;
     let init = init_binary::find_init(args.init.as_deref());
 
-    // The plan; nothing is written until it is complete.
-    // The precedence (image::Source): init first, then the directives in
-    // order, each replacing what an earlier one put at a path, then what
-    // they ask the image to boot with. What the image needs is pinned:
-    // a directive in its way is an error naming both.
-    let mut image = Image::new(mtime);
-    image.set_source(Some(Source::pinned("mkinitrd's init and its layout")));
-    image.add_init(&init)?;
-    image.set_source(None);
-    let applied = content::apply(&mut image, &directives)?;
-    let modules = resolve_modules(&tree, &applied)?;
-    image.set_source(Some(Source::pinned("the kernel modules")));
-    image.add_modules_for(&modules, tree.kernel_decompresses())?;
-    let firmware = firmware::firmware_for(&modules, Path::new(firmware::FIRMWARE_DIR))?;
-    image.set_source(Some(Source::pinned("the modules' firmware")));
-    image.add_firmware(&firmware)?;
-    for warning in &firmware.warnings {
+    // The plan (request.rs, the precedence of image::Source); nothing is
+    // written until it is complete.
+    let request = Request {
+        init: &init,
+        modules: kernel::DEFAULT_MODULES,
+        directives: &directives,
+        resources: &args.resources,
+        mtime,
+    };
+    let plan = request::plan(&request, &tree)?;
+    for warning in &plan.warnings {
         eprintln!("mkinitrd: warning: {warning}");
     }
-    image.set_source(Some(Source::pinned("the resources (--cpus, --mem, --net)")));
-    rsc::add_to_image(&args.resources, &mut image)?;
-    image.set_source(None);
-    // Last: only the complete plan says what a link leads to.
-    for dangling in dangling::dangling_symlinks(&image) {
-        eprintln!("mkinitrd: warning: {dangling}");
-    }
+    let image = plan.image;
     write_image(&image, destination.as_ref(), &args.compression)
 }
 
@@ -309,24 +296,6 @@ fn module_dir(args: &PackArgs) -> Result<PathBuf, Error> {
         None => kernel::running_kver()?,
     };
     kernel::find_moddir(&kver)
-}
-
-/// The modules in load order: the default set, every -m and `module`, and
-/// the `try-module` names the tree has.
-fn resolve_modules(tree: &ModuleTree, applied: &content::Applied) -> Result<Vec<Module>, Error> {
-    let mut names: Vec<&str> = kernel::DEFAULT_MODULES.to_vec();
-    names.extend(applied.modules.iter().map(String::as_str));
-    for optional in &applied.optional_modules {
-        match tree.resolve(&[optional.as_str()]) {
-            Ok(_) => names.push(optional),
-            // What `try-` promises: a module the tree does not have is
-            // skipped. A broken tree (a parse error, a cycle) is still an
-            // error, as for any other module.
-            Err(Error::MissingModules { .. }) => {}
-            Err(other) => return Err(other),
-        }
-    }
-    tree.resolve(&names)
 }
 
 /// Writes the image to `destination`, or to stdout (`-o -`).
@@ -374,25 +343,6 @@ mod tests {
 
     /// Issue 15: `try-module` took any resolve error (a parse error, a
     /// dependency cycle) for "absent" and skipped the module silently.
-    #[test]
-    fn try_module_skips_only_modules_the_tree_lacks() {
-        let dep = "kernel/virtio_pci.ko:\nkernel/virtiofs.ko:\n\
-                   kernel/a.ko: kernel/b.ko\nkernel/b.ko: kernel/a.ko\n";
-        let tree = ModuleTree::parse(Path::new("/m"), dep, "").unwrap();
-        let applied = |name: &str| content::Applied {
-            optional_modules: vec![name.to_string()],
-            ..content::Applied::default()
-        };
-        let names: Vec<String> = resolve_modules(&tree, &applied("absent"))
-            .unwrap()
-            .into_iter()
-            .map(|module| module.name)
-            .collect();
-        assert_eq!(names, ["virtio_pci", "virtiofs"]);
-        let err = resolve_modules(&tree, &applied("a")).unwrap_err();
-        assert!(matches!(err, Error::DependencyCycle { .. }), "{err}");
-    }
-
     fn pack_args(args: &[&str]) -> PackArgs {
         match parse(args) {
             Ok(Command::Pack(pack)) => pack,
