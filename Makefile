@@ -111,12 +111,16 @@ demo: all
 # A tool a test needs and does not find fails the test here (a broken
 # install), instead of skipping it as a bare `cargo test` may.
 check: export CHROOTVM_REQUIRE_TOOLS = 1
+# The tests send stop signals and check what they do: they run with every
+# signal at its default, even under nohup or as a background job (which
+# start make with SIGHUP, or SIGINT and SIGQUIT, ignored).
+check: CARGO_TEST = env --default-signal $(CARGO) test
 check: deps all
 	$(CARGO) fmt --all --check
 	cd fuzz && $(CARGO) fmt --check
 	scripts/check-docs
-	$(CARGO) test --release --manifest-path init/Cargo.toml --target-dir target
-	$(CARGO) test --release
+	$(CARGO_TEST) --release --manifest-path init/Cargo.toml --target-dir target
+	$(CARGO_TEST) --release
 	# What every Rust developer and editor runs (issue 15).
 	$(CARGO) clippy --workspace --all-targets
 	$(CARGO) clippy --manifest-path init/Cargo.toml --all-targets --target-dir target

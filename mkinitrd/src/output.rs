@@ -770,13 +770,14 @@ mod tests {
     /// returns how it ended.
     fn run_signal_child(when: &str, signal: i32, path: &Path, nohup: bool) -> process::ExitStatus {
         let test_binary = std::env::current_exe().unwrap();
-        let mut command = if nohup {
-            let mut command = process::Command::new("nohup");
-            command.arg(test_binary);
-            command
-        } else {
-            process::Command::new(test_binary)
-        };
+        // Every signal at its default first, whatever this test inherited
+        // (a suite run under nohup or as a background job ignores some).
+        let mut command = process::Command::new("env");
+        command.arg("--default-signal");
+        if nohup {
+            command.arg("nohup");
+        }
+        command.arg(test_binary);
         command
             .args(["--exact", "output::tests::signal_child", "--test-threads=1"])
             .env(SIGNAL_CHILD, format!("{when}:{signal}:{}", path.display()))
