@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::error::MAX_SYMLINKS;
 use crate::image::{Entry, Image};
+use crate::ldso::components_reversed;
 
 /// Top-level directories whose content exists only once init has mounted
 /// them (SPEC §3.1 step 2): a symlink into them is not checked.
@@ -120,15 +121,6 @@ fn missing_in(image: &Image, path: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// The non-empty components of `path`, last first.
-fn components_reversed(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(str::to_owned)
-        .collect()
 }
 
 #[cfg(test)]

@@ -588,8 +588,9 @@ fn parent(path: &str) -> String {
     }
 }
 
-/// The non-empty components of `path`, last first.
-fn components_reversed(path: &str) -> Vec<String> {
+/// The non-empty components of `path`, last first: the work list of a
+/// path walk (here, and over an image in [`crate::dangling`]).
+pub(crate) fn components_reversed(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|c| !c.is_empty())
         .rev()
