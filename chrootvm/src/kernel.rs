@@ -8,6 +8,8 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use mkinitrd::kernel::{moddir_candidates, moddir_under};
+
 use crate::error::Error;
 
 /// The kernel chosen, with its modules.
@@ -110,13 +112,11 @@ fn given_image(
 /// The places a module tree for `version` can be: the root's, then the
 /// host's; /usr/lib first, as usr-merged systems keep it there.
 fn module_dirs(rootfs: Option<&Path>, host: &Path, version: &str) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    for base in rootfs.into_iter().chain([host]) {
-        for sub in ["usr/lib/modules", "lib/modules"] {
-            dirs.push(base.join(sub).join(version));
-        }
-    }
-    dirs
+    rootfs
+        .into_iter()
+        .chain([host])
+        .flat_map(|base| moddir_candidates(base, version))
+        .collect()
 }
 
 /// The SPEC §5 discovery order, restricted to `version` when given. An
@@ -216,11 +216,7 @@ fn boot_kernel(
         if !wanted(&v) {
             continue;
         }
-        let moddir = ["usr/lib/modules", "lib/modules"]
-            .iter()
-            .map(|sub| mods.join(sub).join(&v))
-            .find(|dir| dir.join("modules.dep").is_file());
-        if let Some(moddir) = moddir {
+        if let Some(moddir) = moddir_under(mods, &v) {
             return Some(Kernel {
                 image: boot.join(format!("vmlinuz-{v}")),
                 version: Some(v),

@@ -8,8 +8,9 @@ use crate::kmod::MODULES_DEP;
 
 /// The running kernel's release (`uname -r`).
 pub const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
-/// Where module trees are installed, in the order they are looked in.
-pub const MODULE_ROOTS: [&str; 2] = ["/lib/modules", "/usr/lib/modules"];
+/// Where module trees are installed under a root, in the order both
+/// programs look: /usr/lib first, where a usr-merged system keeps them.
+pub const MODULE_SUBDIRS: [&str; 2] = ["usr/lib/modules", "lib/modules"];
 
 /// What a virtiofs root needs: the virtio PCI transport, and virtiofs; the
 /// virtio core, virtio_ring and fuse come in as their dependencies.
@@ -31,22 +32,34 @@ fn read_kver(path: &Path) -> Result<String, Error> {
     Ok(text.trim().to_string())
 }
 
-/// The module tree of kernel `kver`: the first of `/lib/modules/VER` and
-/// `/usr/lib/modules/VER` that holds a `modules.dep`.
+/// The module tree of kernel `kver` on the host: [`moddir_under`] `/`.
 ///
-/// Errors: [`Error::FindModdir`] naming both.
+/// Errors: [`Error::FindModdir`] naming both places.
 pub fn find_moddir(kver: &str) -> Result<PathBuf, Error> {
-    find_moddir_in(&MODULE_ROOTS.map(Path::new), kver)
+    find_moddir_in(Path::new("/"), kver)
 }
 
-/// [`find_moddir`] over the given roots.
-pub fn find_moddir_in(roots: &[&Path], kver: &str) -> Result<PathBuf, Error> {
-    let tried: Vec<PathBuf> = roots.iter().map(|root| root.join(kver)).collect();
-    match tried.iter().find(|dir| dir.join(MODULES_DEP).is_file()) {
-        Some(dir) => Ok(dir.clone()),
+/// The places a module tree of `kver` can be under `root`, in lookup
+/// order ([`MODULE_SUBDIRS`]).
+pub fn moddir_candidates(root: &Path, kver: &str) -> [PathBuf; 2] {
+    MODULE_SUBDIRS.map(|sub| root.join(sub).join(kver))
+}
+
+/// The module tree of `kver` under `root`: the first candidate holding a
+/// `modules.dep`. chrootvm looks in a root's tree and the host's with it.
+pub fn moddir_under(root: &Path, kver: &str) -> Option<PathBuf> {
+    moddir_candidates(root, kver)
+        .into_iter()
+        .find(|dir| dir.join(MODULES_DEP).is_file())
+}
+
+/// [`find_moddir`] under `root`.
+pub fn find_moddir_in(root: &Path, kver: &str) -> Result<PathBuf, Error> {
+    match moddir_under(root, kver) {
+        Some(dir) => Ok(dir),
         None => Err(Error::FindModdir {
             kver: kver.to_string(),
-            tried,
+            tried: moddir_candidates(root, kver).to_vec(),
         }),
     }
 }
@@ -71,23 +84,23 @@ mod tests {
     #[test]
     fn moddir_is_the_first_with_modules_dep() {
         let tmp = TempDir::new("kernel-moddir");
-        let lib = tmp.path().join("lib");
-        let usr = tmp.path().join("usr");
-        fs::create_dir_all(lib.join("6.1")).unwrap(); // no modules.dep: skipped
-        tmp.write("usr/6.1/modules.dep", b"");
-        let roots = [lib.as_path(), usr.as_path()];
-        assert_eq!(find_moddir_in(&roots, "6.1").unwrap(), usr.join("6.1"));
-        tmp.write("lib/6.1/modules.dep", b"");
-        assert_eq!(find_moddir_in(&roots, "6.1").unwrap(), lib.join("6.1"));
+        let root = tmp.path();
+        let usr = root.join("usr/lib/modules");
+        let lib = root.join("lib/modules");
+        fs::create_dir_all(usr.join("6.1")).unwrap(); // no modules.dep: skipped
+        tmp.write("lib/modules/6.1/modules.dep", b"");
+        assert_eq!(find_moddir_in(root, "6.1").unwrap(), lib.join("6.1"));
+        tmp.write("usr/lib/modules/6.1/modules.dep", b"");
+        assert_eq!(find_moddir_in(root, "6.1").unwrap(), usr.join("6.1"));
 
-        let err = find_moddir_in(&roots, "9.9").unwrap_err();
+        let err = find_moddir_in(root, "9.9").unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
                 "cannot find the module tree of kernel 9.9 (looked in {} and {}; is the \
                  kernel's module tree installed? pass --moddir)",
-                lib.join("9.9").display(),
-                usr.join("9.9").display()
+                usr.join("9.9").display(),
+                lib.join("9.9").display()
             )
         );
     }

@@ -48,7 +48,7 @@ Options:
   --kver VER          kernel version whose modules to pack (default: the
                       running kernel's)
   --moddir DIR        module tree holding modules.dep (default:
-                      /lib/modules/VER, then /usr/lib/modules/VER)
+                      /usr/lib/modules/VER, then /lib/modules/VER)
   --init PATH         init binary to pack as /init (default:
                       PREFIX/lib/chrootvm/init when installed beside
                       PREFIX/bin/mkinitrd, else the init built into mkinitrd)

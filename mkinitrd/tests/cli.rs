@@ -445,7 +445,7 @@ fn unknown_kernel_version_names_where_it_looked() {
     assert_eq!(
         stderr_of(&output),
         "mkinitrd: cannot find the module tree of kernel 0.0-none (looked in \
-         /lib/modules/0.0-none and /usr/lib/modules/0.0-none; is the kernel's module tree \
+         /usr/lib/modules/0.0-none and /lib/modules/0.0-none; is the kernel's module tree \
          installed? pass --moddir)\n"
     );
 }
