@@ -6,7 +6,6 @@
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mkinitrd::Error;
 use mkinitrd::content::{self, Directive};
@@ -17,44 +16,8 @@ use mkinitrd::image::Image;
 use mkinitrd::manifest;
 use mkinitrd::rsc::{self, Resources};
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "mkinitrd-content-{name}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn write(&self, rel: &str, contents: &[u8]) -> PathBuf {
-        let path = self.0.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, contents).unwrap();
-        path
-    }
-
-    fn chmod(&self, rel: &str, mode: u32) {
-        fs::set_permissions(self.0.join(rel), fs::Permissions::from_mode(mode)).unwrap();
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+/// The workspace's one temporary-directory helper.
+use tests::Scratch as TempDir;
 
 /// Builds the sample: a manifest in `m/`, its files beside it.
 fn sample(tmp: &TempDir) -> PathBuf {

@@ -6,9 +6,8 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mkinitrd::cpio::{self, DATA_ALIGN, HEADER_LEN, PATH_MAX, S_IFREG};
 use mkinitrd::image::Image;
@@ -17,38 +16,8 @@ use mkinitrd::lz4::{self, BLOCK_SIZE, Lz4Options, decompress_legacy};
 use mkinitrd::output::write_output;
 use mkinitrd::write::Compression;
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("mkinitrd-lz4-{name}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn write(&self, rel: &str, contents: &[u8]) -> PathBuf {
-        let path = self.0.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+/// The workspace's one temporary-directory helper.
+use tests::Scratch as TempDir;
 
 /// `len` bytes that compress somewhat, different for each `seed`.
 fn content(len: usize, seed: u64) -> Vec<u8> {

@@ -151,7 +151,9 @@ pub fn moddir() -> PathBuf {
     Path::new("/lib/modules").join(release(&kernel()))
 }
 
-/// A directory removed when dropped, named after its test.
+/// A directory removed when dropped, named after its test: the one
+/// temporary-directory helper of every test in the workspace (mkinitrd's
+/// unit and CLI tests use it as `TempDir`).
 pub struct Scratch {
     path: PathBuf,
 }
@@ -179,6 +181,19 @@ impl Scratch {
         let dir = self.path.join(name);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// Writes `contents` to `rel` (creating parents) and returns its path.
+    pub fn write(&self, rel: &str, contents: &[u8]) -> PathBuf {
+        let path = self.path.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Sets the permission bits of `rel`.
+    pub fn chmod(&self, rel: &str, mode: u32) {
+        fs::set_permissions(self.path.join(rel), fs::Permissions::from_mode(mode)).unwrap();
     }
 }
 
