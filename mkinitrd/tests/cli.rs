@@ -115,9 +115,17 @@ impl Fixture {
     }
 }
 
+/// `mkinitrd ARGS...`, with every signal at its default whatever the tests
+/// inherited (a suite run under nohup or as a background job ignores
+/// some, and mkinitrd keeps ignored signals ignored): `env` execs it, so
+/// the child's pid is mkinitrd's.
 fn mkinitrd(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mkinitrd"));
-    command.env_remove("SOURCE_DATE_EPOCH").args(args);
+    let mut command = Command::new("env");
+    command
+        .arg("--default-signal")
+        .arg(env!("CARGO_BIN_EXE_mkinitrd"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(args);
     command
 }
 
