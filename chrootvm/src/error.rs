@@ -174,7 +174,17 @@ impl fmt::Display for Error {
                 image.display(),
                 moddir.display()
             ),
-            Error::Initramfs(e) => write!(f, "cannot build the initramfs: {e}"),
+            // Modules chrootvm itself asks for: the kernel lacks what the
+            // VM's devices need, which no module name the user gave fixes.
+            Error::Initramfs(mkinitrd::Error::MissingModules { moddir, names }) => write!(
+                f,
+                "cannot boot this kernel: {} {} neither in its module tree {} nor built in (use a kernel with virtio and virtiofs support, e.g. Debian's linux-image-cloud-amd64, with --kernel, or give its module tree with --moddir)",
+                names.join(", "),
+                if names.len() == 1 { "is" } else { "are" },
+                moddir.display()
+            ),
+            // The library's line says what failed ("cannot read ...").
+            Error::Initramfs(e) => write!(f, "{e}"),
             Error::NoVirtiofsd(looked) => {
                 let places: Vec<_> = looked.iter().map(|p| p.display().to_string()).collect();
                 write!(
@@ -314,6 +324,19 @@ mod tests {
             e.to_string(),
             "cannot find qemu-system-x86_64 (install qemu-system-x86)"
         );
+    }
+
+    #[test]
+    fn a_kernel_without_the_vms_modules_is_named_with_the_fix() {
+        let e = Error::Initramfs(mkinitrd::Error::MissingModules {
+            moddir: "/lib/modules/6.1.0-x".into(),
+            names: vec!["virtiofs".into(), "virtio_console".into()],
+        });
+        assert_eq!(
+            e.to_string(),
+            "cannot boot this kernel: virtiofs, virtio_console are neither in its module tree /lib/modules/6.1.0-x nor built in (use a kernel with virtio and virtiofs support, e.g. Debian's linux-image-cloud-amd64, with --kernel, or give its module tree with --moddir)"
+        );
+        assert_eq!(e.exit_code(), EXIT_SETUP);
     }
 
     #[test]
