@@ -735,6 +735,48 @@ impl Reaped {
     }
 }
 
+/// Damaged copies of a valid input, for "never panics" tests of readers:
+/// a fixed xorshift sequence (the same cases every run), a few bytes
+/// overwritten, then the copy cut at a random length.
+pub struct Mutator {
+    state: u64,
+}
+
+impl Default for Mutator {
+    fn default() -> Mutator {
+        Mutator {
+            state: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+}
+
+impl Mutator {
+    /// The next number of the sequence.
+    pub fn number(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// A number from 1 to `max`.
+    pub fn up_to(&mut self, max: u64) -> usize {
+        usize::try_from(self.number() % max + 1).unwrap()
+    }
+
+    /// `original` with 1 to `max_changes` bytes overwritten, then cut.
+    pub fn damage(&mut self, original: &[u8], max_changes: u64) -> Vec<u8> {
+        let mut bytes = original.to_vec();
+        for _ in 0..self.up_to(max_changes) {
+            let at = usize::try_from(self.number() % bytes.len() as u64).unwrap();
+            bytes[at] = self.number().to_le_bytes()[0];
+        }
+        let cut = usize::try_from(self.number() % (bytes.len() as u64 + 1)).unwrap();
+        bytes.truncate(cut);
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::version_key;

@@ -442,24 +442,12 @@ mod tests {
 
     #[test]
     fn mutated_archives_never_panic() {
-        // A small xorshift generator, so the test is the same every run.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut mutator = ::tests::Mutator::default();
         let original = sample();
         for _ in 0..2000 {
-            let mut bytes = original.clone();
-            for _ in 0..(next() % 8 + 1) {
-                let at = usize::try_from(next() % bytes.len() as u64).unwrap();
-                bytes[at] = next().to_le_bytes()[0];
-            }
-            let cut = usize::try_from(next() % (bytes.len() as u64 + 1)).unwrap();
-            let chunk = usize::try_from(next() % 64 + 1).unwrap();
-            let _ = read_chunked(&bytes[..cut], chunk);
+            let bytes = mutator.damage(&original, 8);
+            let chunk = mutator.up_to(64);
+            let _ = read_chunked(&bytes, chunk);
         }
     }
 

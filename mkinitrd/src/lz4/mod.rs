@@ -335,21 +335,9 @@ mod tests {
     #[test]
     fn mutated_streams_never_panic() {
         let original = compress_legacy(&sample(70_000), &threads(1));
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut mutator = ::tests::Mutator::default();
         for _ in 0..3000 {
-            let mut bytes = original.clone();
-            for _ in 0..(next() % 8 + 1) {
-                let at = usize::try_from(next() % bytes.len() as u64).unwrap();
-                bytes[at] = next().to_le_bytes()[0];
-            }
-            let cut = usize::try_from(next() % (bytes.len() as u64 + 1)).unwrap();
-            let _ = decompress_legacy(&bytes[..cut]);
+            let _ = decompress_legacy(&mutator.damage(&original, 8));
         }
     }
 
